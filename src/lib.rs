@@ -1,0 +1,10 @@
+//! Knowledge Vault: chat with Claude about your GitHub organization's
+//! documentation. See README.md, "Architecture", for the shape of the code.
+#![forbid(unsafe_code)]
+
+pub mod chat;
+pub mod config;
+pub mod docs;
+pub mod mcp_server;
+pub mod sse;
+pub mod tools;
