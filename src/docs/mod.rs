@@ -5,6 +5,8 @@
 //! STUB: to be written (issue 4). Public API the rest of the program uses:
 //! `DocsProvider::start(&Config) -> Arc<DocsProvider>` and `impl ToolProvider`.
 
+pub mod source;
+
 use crate::config::Config;
 use crate::tools::{Status, ToolError, ToolProvider, ToolSpec};
 use serde_json::Value;

@@ -1,0 +1,112 @@
+//! The source seam: where documents come from (a local folder, a GitHub
+//! organization). A source only fetches and selects files; indexing and the
+//! tools live in the provider and know nothing about where text came from.
+
+use serde_json::Value;
+use std::time::Duration;
+
+/// One documentation file as a source delivers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocFile {
+    /// Path inside the repository, `/`-separated, no leading slash.
+    pub path: String,
+    /// The text; invalid UTF-8 already replaced (U+FFFD), never fatal.
+    pub text: String,
+    /// A link to the document on its forge (GitHub `html_url`), if any.
+    pub url: Option<String>,
+}
+
+/// One repository and its documentation files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepoSnapshot {
+    pub name: String,
+    pub description: Option<String>,
+    pub docs: Vec<DocFile>,
+}
+
+/// A place documents come from. Sources are shared with the refresh thread
+/// and `/health`, so methods take `&self`; an implementation keeps its
+/// status behind its own lock and never holds it across network or disk I/O,
+/// so `health()` always answers at once.
+pub trait Source: Send + Sync {
+    /// Short label for log lines and `/health`, e.g. `local:/srv/docs` or `github:acme`.
+    fn label(&self) -> String;
+
+    /// How often the provider calls [`Source::refresh`].
+    fn interval(&self) -> Duration;
+
+    /// A full new snapshot when anything changed since the previous call,
+    /// `Ok(None)` when nothing did. The first call always returns a snapshot
+    /// (possibly empty). Runs on the refresh thread; may take long.
+    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, String>;
+
+    /// Additive details for `/health` (last sync, counts, last error).
+    fn health(&self) -> Value;
+}
+
+/// Folder names never descended into.
+pub const SKIPPED_DIRS: [&str; 4] = [".git", "node_modules", "vendor", "target"];
+
+/// Files larger than this are skipped (and logged by the source).
+pub const MAX_DOC_BYTES: u64 = 1024 * 1024;
+
+/// Whether a file is documentation, by its path inside the repository:
+/// `.md`, `.mdx`, `.markdown`, `.rst`, `.txt` (any case), and README,
+/// CONTRIBUTING, CHANGELOG without extension. Files under skipped or hidden
+/// folders are not.
+pub fn is_doc_path(path: &str) -> bool {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let Some(file) = parts.pop() else {
+        return false;
+    };
+    if parts
+        .iter()
+        .any(|d| d.starts_with('.') || SKIPPED_DIRS.contains(d))
+    {
+        return false;
+    }
+    if file.starts_with('.') {
+        return false;
+    }
+    let lower = file.to_ascii_lowercase();
+    match lower.rsplit_once('.') {
+        Some((stem, ext)) => {
+            !stem.is_empty() && matches!(ext, "md" | "mdx" | "markdown" | "rst" | "txt")
+        }
+        None => matches!(lower.as_str(), "readme" | "contributing" | "changelog"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_doc_path;
+
+    #[test]
+    fn doc_path_rules() {
+        for p in [
+            "README.md",
+            "docs/a b/x.MD",
+            "README",
+            "CHANGELOG",
+            "x/y.rst",
+            "notes.txt",
+            "a.mdx",
+            "a.markdown",
+        ] {
+            assert!(is_doc_path(p), "{p}");
+        }
+        for p in [
+            "main.rs",
+            ".github/x.md",
+            "node_modules/a/README.md",
+            "vendor/x.md",
+            "a/target/b.md",
+            ".hidden.md",
+            "LICENSE",
+            "a/.git/HEAD",
+            "Makefile",
+        ] {
+            assert!(!is_doc_path(p), "{p}");
+        }
+    }
+}
