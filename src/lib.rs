@@ -2,9 +2,13 @@
 //! documentation. See README.md, "Architecture", for the shape of the code.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod chat;
 pub mod config;
+pub mod conversations;
 pub mod docs;
+pub mod http;
 pub mod mcp_server;
 pub mod sse;
 pub mod tools;
+pub mod ws;

@@ -1,5 +1,128 @@
+//! The `knowledge-vault` command: parse arguments, read the configuration,
+//! start logging, then serve (HTTP + WebSocket) or answer MCP over stdio.
 #![forbid(unsafe_code)]
 
-fn main() {
-    let _ = knowledge_vault::config::Config::from_env();
+use knowledge_vault::app::App;
+use knowledge_vault::config::{self, Config};
+use std::process::ExitCode;
+
+const HELP: &str = "\
+knowledge-vault - chat with Claude about your GitHub organization's documentation
+
+USAGE:
+    knowledge-vault [COMMAND]
+
+COMMANDS:
+    serve    Run the HTTP + WebSocket service (the default)
+    mcp      Serve the documentation tools over MCP on stdin/stdout
+             (for Claude Desktop, Claude Code and IDEs)
+
+OPTIONS:
+    -h, --help       Print this help
+    -V, --version    Print the version
+
+Configuration comes from the environment and a .env file in the working
+directory (the environment wins); see README.md or .env.example.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["serve"] => "serve",
+        ["mcp"] => "mcp",
+        ["-h"] | ["--help"] | ["help"] => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        ["-V"] | ["--version"] => {
+            println!("knowledge-vault {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprintln!("knowledge-vault: unknown arguments {other:?}; see --help");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("knowledge-vault: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_level);
+    match command {
+        "mcp" => serve_mcp_stdio(config),
+        _ => serve(config),
+    }
+}
+
+/// Logs go to stderr, always: in `mcp` mode stdout carries the protocol.
+fn init_logging(level: log::LevelFilter) {
+    let cfg = simplelog::ConfigBuilder::new()
+        .set_target_level(log::LevelFilter::Off)
+        .set_thread_level(log::LevelFilter::Off)
+        .add_filter_ignore_str("rustls")
+        .add_filter_ignore_str("ureq")
+        .build();
+    let _ = simplelog::WriteLogger::init(level, cfg, std::io::stderr());
+}
+
+fn serve(config: Config) -> ExitCode {
+    log::info!("knowledge-vault {} starting", env!("CARGO_PKG_VERSION"));
+    match &config.mcp_server_url {
+        Some(_) => log::info!("tools: external MCP server ({:?})", config.mcp_transport),
+        None => log::info!(
+            "tools: built-in documentation provider over {}",
+            config::display_path(&config.docs_dir)
+        ),
+    }
+    if !config.llm_configured() {
+        log::warn!("ANTHROPIC_API_KEY is not set: the chat runs in offline retrieval mode");
+    }
+    let app = App::new(config);
+    let listener = match knowledge_vault::http::bind(&app) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!(
+                "cannot listen on {}:{}: {e}",
+                app.config.host,
+                app.config.port
+            );
+            eprintln!(
+                "knowledge-vault: cannot listen on {}:{}: {e}",
+                app.config.host, app.config.port
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => log::info!("listening on http://{addr}"),
+        Err(e) => log::warn!("listening (address unknown: {e})"),
+    }
+    match knowledge_vault::http::serve(app, listener) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("server stopped: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve_mcp_stdio(config: Config) -> ExitCode {
+    let app = App::new(config);
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout().lock();
+    match app.mcp_server.serve_stdio(stdin, stdout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("MCP stdio transport failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,63 @@
+//! The application state shared by every thread: configuration, the tool
+//! provider, the Claude client, conversations and the MCP server side.
+//! Built once at start-up; everything in it is `Sync`.
+
+use crate::chat::claude::{ClaudeClient, ClaudeConfig};
+use crate::config::Config;
+use crate::conversations::Conversations;
+use crate::docs::DocsProvider;
+use crate::mcp_server::McpServer;
+use crate::tools::ToolProvider;
+use crate::tools::mcp_client::McpClient;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+pub struct App {
+    pub config: Config,
+    pub tools: Arc<dyn ToolProvider>,
+    /// `None`: no API key, the chat runs in offline retrieval mode.
+    pub claude: Option<ClaudeClient>,
+    pub conversations: Conversations,
+    pub mcp_server: McpServer,
+    /// Open WebSocket sessions, bounded by `max_ws_sessions`.
+    pub ws_sessions: AtomicUsize,
+}
+
+impl App {
+    /// Wires the tool provider: an external MCP server when `MCP_SERVER_URL`
+    /// is set, otherwise the built-in documentation provider (whose first
+    /// index is built here, before the server starts listening).
+    pub fn new(config: Config) -> Arc<App> {
+        let tools: Arc<dyn ToolProvider> = match &config.mcp_server_url {
+            Some(url) => McpClient::start(url, config.mcp_transport, config.mcp_timeout),
+            None => DocsProvider::start(&config),
+        };
+        App::with_tools(config, tools)
+    }
+
+    pub fn with_tools(config: Config, tools: Arc<dyn ToolProvider>) -> Arc<App> {
+        let claude = config.anthropic_api_key.clone().map(|api_key| {
+            ClaudeClient::new(ClaudeConfig {
+                base_url: config.anthropic_base_url.clone(),
+                api_key,
+                model: config.claude_model.clone(),
+                max_tokens: config.claude_max_tokens,
+                idle_timeout: config.claude_idle_timeout,
+                connect_timeout: Duration::from_secs(10),
+            })
+        });
+        let mcp_server = McpServer::new(tools.clone(), config.cors_origins.clone(), config.port);
+        Arc::new(App {
+            conversations: Conversations::new(
+                config.max_conversations,
+                config.max_history_messages,
+            ),
+            claude,
+            mcp_server,
+            tools,
+            ws_sessions: AtomicUsize::new(0),
+            config,
+        })
+    }
+}

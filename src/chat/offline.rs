@@ -1,0 +1,95 @@
+//! Offline retrieval mode: with no `ANTHROPIC_API_KEY`, a chat message still
+//! gets an honest answer. The turn runs `search_documentation` itself (with
+//! the same `tool_use_start`/`tool_result` events as a Claude turn) and
+//! streams the best matches with their snippets and `repo/path` citations.
+
+use crate::chat::turn::Answer;
+use crate::tools::{SEARCH_DOCUMENTATION, ToolProvider};
+use serde_json::{Value, json};
+use std::time::Instant;
+
+const RESULTS: usize = 5;
+
+/// Answers `question` from search results alone. `publish` sends one event.
+pub(crate) fn answer(
+    tools: &dyn ToolProvider,
+    question: &str,
+    repo: Option<&str>,
+    publish: &dyn Fn(&Value),
+) -> Answer {
+    let mut input = json!({"query": question, "limit": RESULTS});
+    if let Some(repo) = repo {
+        input["repo"] = json!(repo);
+    }
+    let id = format!("offline_{}", uuid::Uuid::new_v4().simple());
+    publish(
+        &json!({"type": "tool_use_start", "toolId": id, "name": SEARCH_DOCUMENTATION, "input": input}),
+    );
+    let started = Instant::now();
+    let outcome = tools.call(SEARCH_DOCUMENTATION, &input);
+    let duration = started.elapsed().as_millis() as u64;
+
+    let mut text = String::from(
+        "No language model is configured (ANTHROPIC_API_KEY is not set), so I cannot write an answer. ",
+    );
+    match outcome {
+        Ok(result) => {
+            publish(
+                &json!({"type": "tool_result", "toolId": id, "name": SEARCH_DOCUMENTATION, "result": result, "duration": duration}),
+            );
+            let hits = result.as_array().cloned().unwrap_or_default();
+            if hits.is_empty() {
+                text.push_str("I also found no document matching your question");
+                if let Some(repo) = repo {
+                    text.push_str(&format!(" in `{repo}`"));
+                }
+                text.push('.');
+            } else {
+                text.push_str("These documents match your question best:\n");
+                for (i, hit) in hits.iter().take(RESULTS).enumerate() {
+                    text.push_str(&format_hit(i + 1, hit));
+                }
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            publish(
+                &json!({"type": "tool_result", "toolId": id, "name": SEARCH_DOCUMENTATION, "result": {"error": msg}, "isError": true, "duration": duration}),
+            );
+            text.push_str(&format!("The documentation search failed too: {msg}"));
+        }
+    }
+    // Streamed line by line, like an answer arriving.
+    for piece in text.split_inclusive('\n') {
+        publish(&json!({"type": "text", "content": piece}));
+    }
+    Answer {
+        api: vec![json!({"role": "assistant", "content": [{"type": "text", "text": text}]})],
+        text,
+        status: None,
+    }
+}
+
+fn format_hit(n: usize, hit: &Value) -> String {
+    let s = |k: &str| hit.get(k).and_then(Value::as_str).unwrap_or_default();
+    let (repo, path, title) = (s("repo"), s("path"), s("title"));
+    let mut out = format!(
+        "\n{n}. **{}** (`{repo}/{path}`)",
+        if title.is_empty() { path } else { title }
+    );
+    if !s("heading").is_empty() && s("heading") != title {
+        out.push_str(&format!(", section \"{}\"", s("heading")));
+    }
+    if !s("url").is_empty() {
+        out.push_str(&format!(" - {}", s("url")));
+    }
+    out.push('\n');
+    let snippet = s("snippet")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if !snippet.is_empty() {
+        out.push_str(&format!("   > {snippet}\n"));
+    }
+    out
+}

@@ -1,0 +1,102 @@
+//! The HTTP server: one listening socket, tiny_http's connection threads, and
+//! a fixed set of worker threads that take requests and run the routes.
+//!
+//! Accepted sockets get `HTTP_IDLE_TIMEOUT` as read/write timeout (patched
+//! tiny_http), so slow or idle clients are cut off. If tiny_http's accept
+//! loop ever ends (its `recv()` fails), the supervisor builds a new server
+//! on the same listening socket and the workers move over; the process
+//! neither exits nor spins.
+
+mod routes;
+
+use crate::app::App;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A request header's value (first occurrence, case-insensitive name).
+pub(crate) fn header<'a>(rq: &'a tiny_http::Request, name: &'static str) -> Option<&'a str> {
+    rq.headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+}
+
+/// The server currently accepting, and its generation number.
+struct Slot {
+    generation: u64,
+    server: Arc<tiny_http::Server>,
+}
+
+/// Binds the listening socket; errors here stop start-up.
+pub fn bind(app: &App) -> std::io::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::new(app.config.host, app.config.port))
+}
+
+/// Serves until the process ends.
+pub fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+    let timeout = Some(app.config.http_idle_timeout);
+    let build = |listener: &TcpListener| -> std::io::Result<Arc<tiny_http::Server>> {
+        let clone = listener.try_clone()?;
+        tiny_http::Server::from_listener_with_timeout(clone, None, timeout)
+            .map(Arc::new)
+            .map_err(std::io::Error::other)
+    };
+    let slot = Arc::new(Mutex::new(Slot {
+        generation: 0,
+        server: build(&listener)?,
+    }));
+    let (failed_tx, failed_rx) = crossbeam_channel::unbounded::<u64>();
+
+    for i in 0..app.config.http_workers {
+        let (app, slot, failed_tx) = (app.clone(), slot.clone(), failed_tx.clone());
+        std::thread::Builder::new()
+            .name(format!("http-worker-{i}"))
+            .stack_size(512 * 1024)
+            .spawn(move || worker(&app, &slot, &failed_tx))?;
+    }
+
+    // Supervisor: rebuild the server when its accept loop has died.
+    for generation in failed_rx.iter() {
+        let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if s.generation != generation {
+            continue; // already rebuilt
+        }
+        log::error!("the HTTP accept loop stopped; rebuilding the server on the same socket");
+        loop {
+            match build(&listener) {
+                Ok(server) => {
+                    *s = Slot {
+                        generation: generation + 1,
+                        server,
+                    };
+                    break;
+                }
+                Err(e) => {
+                    log::error!("cannot rebuild the HTTP server yet: {e}");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn worker(app: &Arc<App>, slot: &Mutex<Slot>, failed: &crossbeam_channel::Sender<u64>) {
+    loop {
+        let (generation, server) = {
+            let s = slot.lock().unwrap_or_else(|p| p.into_inner());
+            (s.generation, s.server.clone())
+        };
+        // A bounded wait, so a worker notices a rebuilt server within a second.
+        match server.recv_timeout(Duration::from_secs(1)) {
+            Ok(Some(rq)) => routes::handle(app, rq),
+            Ok(None) => {}
+            Err(e) => {
+                log::warn!("HTTP server error: {e}");
+                let _ = failed.send(generation);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! REST routing: path and method matching, CORS, bounded bodies, JSON
+//! responses and the mapping of tool errors to status codes.
+//!
+//! Handlers only call the tool provider and the conversation store; the
+//! WebSocket upgrade is handed to `ws`, and `/mcp` to `mcp_server`.
+
+use super::header;
+use crate::app::App;
+use crate::mcp_server::McpHttpRequest;
+use crate::tools::{self, Status, ToolError};
+use serde_json::{Value, json};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Instant;
+use tiny_http::{Header, Method, Request, Response};
+
+/// Largest request body accepted (413 beyond).
+const MAX_BODY: usize = 1024 * 1024;
+
+/// A response being built: status, JSON (or raw) body, extra headers.
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+    content_type: Option<&'static str>,
+    headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    fn json(status: u16, value: &Value) -> Reply {
+        Reply {
+            status,
+            body: value.to_string().into_bytes(),
+            content_type: Some("application/json"),
+            headers: vec![],
+        }
+    }
+
+    fn detail(status: u16, message: &str) -> Reply {
+        Reply::json(status, &json!({ "detail": message }))
+    }
+
+    fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            body: vec![],
+            content_type: None,
+            headers: vec![],
+        }
+    }
+
+    fn tool_error(e: &ToolError) -> Reply {
+        match e {
+            ToolError::Unavailable(m) => {
+                Reply::detail(503, &format!("documentation service unavailable: {m}"))
+            }
+            ToolError::BadInput(m) => Reply::detail(400, m),
+            ToolError::NotFound(m) => Reply::detail(404, m),
+            ToolError::Failed(m) => Reply::detail(500, &format!("tool failed: {m}")),
+        }
+    }
+}
+
+/// Handles one request and writes one info log line for it.
+pub fn handle(app: &Arc<App>, rq: Request) {
+    let started = Instant::now();
+    let method = rq.method().clone();
+    // The query string is not logged: it is the one place a client could put
+    // a credential.
+    let path = rq.url().split('?').next().unwrap_or("").to_string();
+    let status = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(app, rq)))
+        .unwrap_or_else(|_| {
+            log::error!("request handler panicked for {method} {path}");
+            500
+        });
+    log::info!(
+        "{method} {path} {status} {:.2}ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+}
+
+fn dispatch(app: &Arc<App>, mut rq: Request) -> u16 {
+    let origin = header(&rq, "Origin").map(str::to_string);
+    let path = rq.url().split('?').next().unwrap_or("").to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+
+    // The WebSocket upgrade answers for itself (101 or a refusal).
+    if let ["ws", "chat", id] = segments.as_slice()
+        && *rq.method() == Method::Get
+        && header(&rq, "Upgrade").is_some()
+    {
+        return match decode(id) {
+            Ok(id) if !id.is_empty() => crate::ws::upgrade(app, rq, id),
+            _ => respond(rq, Reply::detail(400, "invalid conversation id"), None, app),
+        };
+    }
+
+    let reply = if *rq.method() == Method::Options {
+        preflight(&rq, &segments, app)
+    } else {
+        match read_body(&mut rq) {
+            Err(reply) => reply,
+            Ok(body) => route(app, &rq, &segments, &body),
+        }
+    };
+    respond(rq, reply, origin.as_deref(), app)
+}
+
+/// Reads the body, refusing more than [`MAX_BODY`] bytes with 413.
+fn read_body(rq: &mut Request) -> Result<Vec<u8>, Reply> {
+    let too_big = || Reply::detail(413, &format!("request body larger than {MAX_BODY} bytes"));
+    if rq.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    match rq
+        .as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut body)
+    {
+        Ok(_) if body.len() > MAX_BODY => Err(too_big()),
+        Ok(_) => Ok(body),
+        Err(e) => Err(Reply::detail(
+            400,
+            &format!("cannot read the request body: {e}"),
+        )),
+    }
+}
+
+/// Allowed methods of a known path, `None` for an unknown path.
+fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
+    match segments {
+        ["health"] | ["api", "repos"] | ["api", "repos", _, "tree"] => Some("GET"),
+        ["api", "repos", _, "files", rest @ ..] if !rest.is_empty() => Some("GET"),
+        ["api", "conversations"] => Some("POST"),
+        ["api", "conversations", _, "messages"] => Some("GET"),
+        ["ws", "chat", _] => Some("GET"),
+        ["mcp"] => Some("GET, POST, DELETE"),
+        _ => None,
+    }
+}
+
+fn preflight(rq: &Request, segments: &[&str], app: &App) -> Reply {
+    let Some(methods) = allowed_methods(segments) else {
+        return Reply::detail(404, "not found");
+    };
+    let mut reply = Reply::empty(204);
+    if header(rq, "Origin").is_some_and(|o| app.config.origin_allowed(o)) {
+        let headers = header(rq, "Access-Control-Request-Headers")
+            .unwrap_or("Content-Type, Authorization, Mcp-Session-Id, MCP-Protocol-Version")
+            .to_string();
+        reply.headers.push((
+            "Access-Control-Allow-Methods".into(),
+            format!("{methods}, OPTIONS"),
+        ));
+        reply
+            .headers
+            .push(("Access-Control-Allow-Headers".into(), headers));
+        reply
+            .headers
+            .push(("Access-Control-Max-Age".into(), "600".into()));
+    }
+    reply
+}
+
+fn route(app: &Arc<App>, rq: &Request, segments: &[&str], body: &[u8]) -> Reply {
+    let Some(allowed) = allowed_methods(segments) else {
+        return Reply::detail(404, "not found");
+    };
+    let method = rq.method().as_str().to_string();
+    if !allowed.split(", ").any(|m| m == method) {
+        let mut reply = Reply::detail(405, &format!("method {method} not allowed; use {allowed}"));
+        reply.headers.push(("Allow".into(), allowed.into()));
+        return reply;
+    }
+    match segments {
+        ["health"] => Reply::json(200, &health(app)),
+        ["api", "repos"] => call_tool(app, tools::LIST_REPOSITORIES, json!({})),
+        ["api", "repos", name, "tree"] => match repo_name(name) {
+            Ok(repo) => call_tool(app, tools::LIST_REPO_DOCS, json!({ "repo": repo })),
+            Err(r) => r,
+        },
+        ["api", "repos", name, "files", rest @ ..] => {
+            let repo = match repo_name(name) {
+                Ok(r) => r,
+                Err(r) => return r,
+            };
+            let path = match decode(&rest.join("/")) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            if let Err(e) = tools::check_relative_path(&path) {
+                return Reply::tool_error(&e);
+            }
+            call_tool(
+                app,
+                tools::GET_DOCUMENTATION,
+                json!({ "repo": repo, "path": path }),
+            )
+        }
+        ["api", "conversations"] => Reply::json(200, &json!({ "id": app.conversations.create() })),
+        ["api", "conversations", id, "messages"] => {
+            match decode(id).ok().and_then(|id| app.conversations.get(&id)) {
+                Some(c) => Reply::json(200, &c.messages_json()),
+                None => Reply::detail(404, "conversation not found"),
+            }
+        }
+        ["mcp"] => mcp(app, rq, body),
+        ["ws", "chat", _] => Reply::detail(400, "expected a WebSocket upgrade request"),
+        _ => Reply::detail(404, "not found"),
+    }
+}
+
+fn mcp(app: &App, rq: &Request, body: &[u8]) -> Reply {
+    let reply = app.mcp_server.handle_http(&McpHttpRequest {
+        method: rq.method().as_str(),
+        host: header(rq, "Host"),
+        origin: header(rq, "Origin"),
+        accept: header(rq, "Accept"),
+        content_type: header(rq, "Content-Type"),
+        session_id: header(rq, "Mcp-Session-Id"),
+        protocol_version: header(rq, "MCP-Protocol-Version"),
+        body,
+    });
+    Reply {
+        status: reply.status,
+        body: reply.body,
+        content_type: None,
+        headers: reply.headers,
+    }
+}
+
+fn repo_name(raw: &str) -> Result<String, Reply> {
+    let name = decode(raw)?;
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+        return Err(Reply::detail(
+            400,
+            &format!("invalid repository name {name:?}"),
+        ));
+    }
+    Ok(name)
+}
+
+fn call_tool(app: &App, name: &str, args: Value) -> Reply {
+    match app.tools.call(name, &args) {
+        Ok(value) => Reply::json(200, &value),
+        Err(e) => Reply::tool_error(&e),
+    }
+}
+
+fn health(app: &App) -> Value {
+    let tools_ok = app.tools.status() == Status::Connected;
+    let llm_ok = app.claude.is_some();
+    let status = match (tools_ok, llm_ok) {
+        (true, true) => "healthy",
+        (false, false) => "unhealthy",
+        _ => "degraded",
+    };
+    let mut mcp = json!({ "status": if tools_ok { "connected" } else { "disconnected" } });
+    let mut sources = Value::Null;
+    match app.tools.health_details() {
+        Value::Object(details) => {
+            for (k, v) in details {
+                if k == "sources" {
+                    sources = v;
+                } else {
+                    mcp[k] = v;
+                }
+            }
+        }
+        Value::Null => {}
+        other => mcp["details"] = other,
+    }
+    if app.config.mcp_server_url.is_none() && mcp.get("provider").is_none() {
+        mcp["provider"] = json!("built-in");
+    }
+    let mut claude = json!({
+        "status": if llm_ok { "available" } else { "unavailable" },
+        "model": app.config.claude_model,
+    });
+    if !llm_ok {
+        claude["mode"] = json!("offline");
+        claude["reason"] =
+            json!("ANTHROPIC_API_KEY is not set; the chat answers with search results only");
+    }
+    let mut out = json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "services": { "mcp_server": mcp, "claude_api": claude },
+    });
+    if !sources.is_null() {
+        out["sources"] = sources;
+    }
+    out
+}
+
+/// Percent-decodes one path parameter; invalid escapes or UTF-8 give 400.
+fn decode(raw: &str) -> Result<String, Reply> {
+    let bad = || Reply::detail(400, "invalid percent-encoding in the path");
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+fn respond(rq: Request, reply: Reply, origin: Option<&str>, app: &App) -> u16 {
+    let status = reply.status;
+    let mut resp = Response::from_data(reply.body).with_status_code(status);
+    let mut add = |name: &str, value: &str| {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            resp.add_header(h);
+        }
+    };
+    if let Some(ct) = reply.content_type {
+        add("Content-Type", ct);
+    }
+    for (k, v) in &reply.headers {
+        add(k, v);
+    }
+    if let Some(origin) = origin
+        && app.config.origin_allowed(origin)
+    {
+        add("Access-Control-Allow-Origin", origin);
+        add("Access-Control-Allow-Credentials", "true");
+        add("Vary", "Origin");
+    }
+    if let Err(e) = rq.respond(resp) {
+        log::debug!("client went away before the response was written: {e}");
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(decode("a%20b%2Fc").ok().unwrap(), "a b/c");
+        assert_eq!(decode("%E6%97%A5").ok().unwrap(), "日");
+        assert!(decode("%zz").is_err());
+        assert!(decode("%4").is_err());
+        assert!(decode("%ff").is_err());
+        assert_eq!(decode("a%00b").ok().unwrap(), "a\0b");
+    }
+}
