@@ -318,7 +318,7 @@ impl Server {
                             #[cfg(unix)]
                             Connection::Unix(_) => None,
                         };
-                        let (read_closable, write_closable) = match ssl {
+                        let pair = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
@@ -335,6 +335,14 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
+                        let (read_closable, write_closable) = match pair {
+                            Ok(pair) => pair,
+                            Err(e) => {
+                                log::warn!("Dropping a new client (will retry accepting): {}", e);
+                                thread::sleep(std::time::Duration::from_millis(50));
+                                continue;
+                            }
+                        };
                         Ok(ClientConnection::new(write_closable, read_closable)
                             .with_raw_stream(raw))
                     }
