@@ -649,6 +649,10 @@ fn request_body_and_headers() {
     assert_eq!(r.header("anthropic-version"), Some("2023-06-01"));
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header("accept"), Some("application/json"));
+    for name in ["accept", "content-type", "x-api-key"] {
+        let n = r.headers.iter().filter(|(k, _)| k == name).count();
+        assert_eq!(n, 1, "{name} sent {n} times: {:?}", r.headers);
+    }
     assert_eq!(
         r.body,
         json!({
