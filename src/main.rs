@@ -16,6 +16,8 @@ COMMANDS:
     serve    Run the HTTP + WebSocket service (the default)
     mcp      Serve the documentation tools over MCP on stdin/stdout
              (for Claude Desktop, Claude Code and IDEs)
+    health   Ask the running service on HOST:PORT for /health; exit 0 if it
+             answers 200 (the Docker HEALTHCHECK, no curl needed)
 
 OPTIONS:
     -h, --help       Print this help
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     {
         [] | ["serve"] => "serve",
         ["mcp"] => "mcp",
+        ["health"] => "health",
         ["-h"] | ["--help"] | ["help"] => {
             print!("{HELP}");
             return ExitCode::SUCCESS;
@@ -55,6 +58,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if command == "health" {
+        return health_check(&config);
+    }
     init_logging(config.log_level);
     match command {
         "mcp" => serve_mcp_stdio(config),
@@ -122,6 +128,40 @@ fn serve_mcp_stdio(config: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("MCP stdio transport failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn health_check(config: &Config) -> ExitCode {
+    let host = if config.host.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        config.host.to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let url = format!("http://{host}:{}/health", config.port);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(None)
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(3)))
+        .build()
+        .into();
+    match agent.get(&url).call() {
+        Ok(resp) if resp.status() == 200 => {
+            println!("ok: {url}");
+            ExitCode::SUCCESS
+        }
+        Ok(resp) => {
+            eprintln!("knowledge-vault: {url} answered {}", resp.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("knowledge-vault: {url}: {e}");
             ExitCode::FAILURE
         }
     }
