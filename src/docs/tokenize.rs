@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn cjk_bigrams_with_offsets() {
         let mut out = Vec::new();
-        tokenize("トレース。可 x", |t, s, e| {
+        tokenize("トレース。可 xy", |t, s, e| {
             out.push((t.to_string(), s, e))
         });
         assert_eq!(
@@ -250,7 +250,7 @@ mod tests {
                 ("レー".to_string(), 3, 9),
                 ("ース".to_string(), 6, 12),
                 ("可".to_string(), 15, 18),
-                ("x".to_string(), 19, 20),
+                ("xy".to_string(), 19, 21),
             ]
         );
         // Mixed script: the Latin word and the Han run are separate tokens.
@@ -260,6 +260,11 @@ mod tests {
         );
         // Korean
         assert_eq!(terms("추적"), ["추적"]);
+    }
+
+    #[test]
+    fn lone_latin_letters_dropped() {
+        assert_eq!(terms("collector's X y 7"), ["collector", "7"]);
     }
 
     #[test]

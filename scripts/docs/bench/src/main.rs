@@ -76,7 +76,13 @@ fn search(p: &DocsProvider, q: &str, limit: usize) -> Vec<String> {
     match p.call("search_documentation", &json!({"query": q, "limit": limit})) {
         Ok(Value::Array(a)) => a
             .iter()
-            .map(|r| format!("{}/{}", r["repo"].as_str().unwrap_or(""), r["path"].as_str().unwrap_or("")))
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r["repo"].as_str().unwrap_or(""),
+                    r["path"].as_str().unwrap_or("")
+                )
+            })
             .collect(),
         other => panic!("search failed: {other:?}"),
     }
@@ -88,13 +94,18 @@ fn run_eval(p: &DocsProvider, file: &str, verbose: bool) {
     for (q, answers) in &set {
         for a in answers {
             let (repo, path) = a.split_once('/').unwrap_or((a, ""));
-            if p.call("get_documentation", &json!({"repo": repo, "path": path})).is_err() {
+            if p.call("get_documentation", &json!({"repo": repo, "path": path}))
+                .is_err()
+            {
                 println!("  ! answer not in corpus: {a}");
                 missing += 1;
             }
         }
         let results = search(p, q, 10);
-        let rank = results.iter().position(|r| answers.contains(r)).map(|i| i + 1);
+        let rank = results
+            .iter()
+            .position(|r| answers.contains(r))
+            .map(|i| i + 1);
         if rank.is_some_and(|r| r <= 5) {
             hit5 += 1;
         }
@@ -102,7 +113,10 @@ fn run_eval(p: &DocsProvider, file: &str, verbose: bool) {
             rr += 1.0 / r as f64;
         }
         if verbose || rank.is_none_or(|r| r > 5) {
-            println!("{:>4}  {q}", rank.map_or("-".to_string(), |r| r.to_string()));
+            println!(
+                "{:>4}  {q}",
+                rank.map_or("-".to_string(), |r| r.to_string())
+            );
             if verbose || rank.is_none() {
                 for r in results.iter().take(3) {
                     println!("        {r}");
@@ -116,7 +130,11 @@ fn run_eval(p: &DocsProvider, file: &str, verbose: bool) {
         set.len(),
         hit5 as f64 / n,
         rr / n,
-        if missing > 0 { format!(" ({missing} answers missing from corpus)") } else { String::new() }
+        if missing > 0 {
+            format!(" ({missing} answers missing from corpus)")
+        } else {
+            String::new()
+        }
     );
 }
 
@@ -148,8 +166,17 @@ fn queries(p: &DocsProvider, eval: &[(String, Vec<String>)]) -> Vec<String> {
         }
     }
     for q in [
-        "opentelemetry", "the", "collector exporter", "how to configure sampling", "span", "metrics",
-        "トレース", "指标", "OTEL_EXPORTER_OTLP_ENDPOINT", "http.server.request.duration", "zzzz unknown",
+        "opentelemetry",
+        "the",
+        "collector exporter",
+        "how to configure sampling",
+        "span",
+        "metrics",
+        "トレース",
+        "指标",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "http.server.request.duration",
+        "zzzz unknown",
         "kubernetes operator auto instrumentation java python nodejs dotnet go",
     ] {
         qs.push(q.to_string());
@@ -160,7 +187,11 @@ fn queries(p: &DocsProvider, eval: &[(String, Vec<String>)]) -> Vec<String> {
 fn bench(corpus: &str, eval: &[(String, Vec<String>)]) {
     let rss0 = rss_kib();
     let (snap, read_s) = load(corpus);
-    let bytes: u64 = snap.iter().flat_map(|r| &r.docs).map(|d| d.text.len() as u64).sum();
+    let bytes: u64 = snap
+        .iter()
+        .flat_map(|r| &r.docs)
+        .map(|d| d.text.len() as u64)
+        .sum();
     let files: usize = snap.iter().map(|r| r.docs.len()).sum();
     let repos = snap.len();
     let rss_loaded = rss_kib();
@@ -169,8 +200,14 @@ fn bench(corpus: &str, eval: &[(String, Vec<String>)]) {
     let build_s = t.elapsed().as_secs_f64();
     let rss_built = rss_kib();
     println!("corpus: {corpus}");
-    println!("  {repos} repositories, {files} files, {:.1} MiB of text", mib(bytes));
-    println!("  read from disk: {read_s:.2} s; index build: {build_s:.2} s; read + build: {:.2} s", read_s + build_s);
+    println!(
+        "  {repos} repositories, {files} files, {:.1} MiB of text",
+        mib(bytes)
+    );
+    println!(
+        "  read from disk: {read_s:.2} s; index build: {build_s:.2} s; read + build: {:.2} s",
+        read_s + build_s
+    );
     let text_kib = rss_loaded.saturating_sub(rss0);
     let index_kib = rss_built.saturating_sub(rss_loaded);
     println!(
@@ -181,11 +218,18 @@ fn bench(corpus: &str, eval: &[(String, Vec<String>)]) {
         ((text_kib + index_kib) * 1024) as f64 / bytes as f64
     );
     let idx = p.index();
-    println!("  {} sections, {} distinct terms", idx.section_count(), idx.term_count());
+    println!(
+        "  {} sections, {} distinct terms",
+        idx.section_count(),
+        idx.term_count()
+    );
     drop(idx);
     let qs = queries(&p, eval);
     let (p50, p99, max) = latency(&p, &qs);
-    println!("  search latency over {} queries x3 (tool call incl. snippets + JSON): p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms", qs.len());
+    println!(
+        "  search latency over {} queries x3 (tool call incl. snippets + JSON): p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
+        qs.len()
+    );
     drop(p);
 
     // 10x: the same repositories under ten names.
@@ -205,8 +249,15 @@ fn bench(corpus: &str, eval: &[(String, Vec<String>)]) {
     let build_s = t.elapsed().as_secs_f64();
     let index_kib = rss_kib().saturating_sub(rss_loaded);
     let (p50, p99, max) = latency(&p, &qs);
-    println!("10x corpus ({} repositories, {:.0} MiB):", repos * 10, mib(bytes * 10));
-    println!("  index build: {build_s:.2} s; index RSS {:.1} MiB (+ text)", index_kib as f64 / 1024.0);
+    println!(
+        "10x corpus ({} repositories, {:.0} MiB):",
+        repos * 10,
+        mib(bytes * 10)
+    );
+    println!(
+        "  index build: {build_s:.2} s; index RSS {:.1} MiB (+ text)",
+        index_kib as f64 / 1024.0
+    );
     println!("  search latency: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
 }
 
