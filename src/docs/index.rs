@@ -12,7 +12,7 @@ use super::source::{DocFile, RepoSnapshot};
 use super::tokenize::tokenize;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// BM25 parameters (the usual defaults).
 const K1: f32 = 1.2;
@@ -155,6 +155,15 @@ pub struct Index {
     field_len: Vec<u32>,
     field_avg_len: f32,
     bytes: u64,
+    /// Per-section accumulators reused across queries (zeroed after use),
+    /// so a query does not allocate and fault in two corpus-sized arrays.
+    scratch: Mutex<Vec<Scratch>>,
+}
+
+#[derive(Default)]
+struct Scratch {
+    score: Vec<f32>,
+    matched: Vec<f32>,
 }
 
 /// Sorts term ids and turns runs into (term, count) triples for `id`.
@@ -352,6 +361,7 @@ impl Index {
             field_avg_len,
             bytes,
             snapshots,
+            scratch: Mutex::new(Vec::new()),
         }
     }
 
@@ -434,8 +444,20 @@ impl Index {
             return Vec::new();
         }
 
-        let mut acc = vec![0f32; self.sections.len()];
-        let mut matched = vec![0f32; self.sections.len()];
+        let mut scratch = self
+            .scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        if scratch.score.len() != self.sections.len() {
+            scratch.score = vec![0.0; self.sections.len()];
+            scratch.matched = vec![0.0; self.sections.len()];
+        }
+        let Scratch {
+            score: acc,
+            matched,
+        } = &mut scratch;
         let mut total_idf = 0f32;
         let mut touched: Vec<u32> = Vec::new();
         for &t in &terms {
@@ -487,6 +509,15 @@ impl Index {
                 best.entry(d).or_insert((0.0, doc.first_section)).0 += score;
             }
         }
+
+        for &s in &touched {
+            acc[s as usize] = 0.0;
+            matched[s as usize] = 0.0;
+        }
+        self.scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(scratch);
 
         let mut hits: Vec<Hit> = best
             .into_iter()
