@@ -2,35 +2,369 @@
 //! later a GitHub organization), an in-memory search index, and the four
 //! documentation tools answered in-process.
 //!
-//! STUB: to be written (issue 4). Public API the rest of the program uses:
-//! `DocsProvider::start(&Config) -> Arc<DocsProvider>` and `impl ToolProvider`.
+//! One refresh thread asks each [`Source`] for changes at its own interval
+//! and, when any changed, builds a new [`Index`] aside and swaps it in;
+//! queries clone the current `Arc<Index>` and never wait for a build.
+//! Documents are data only: nothing in their text changes what the provider
+//! does. HTTP, MCP and chat are not this module's business.
 
+pub mod index;
+pub mod local;
+pub mod markdown;
+pub mod snippet;
 pub mod source;
+pub mod tokenize;
 
 use crate::config::Config;
-use crate::tools::{Status, ToolError, ToolProvider, ToolSpec};
-use serde_json::Value;
-use std::sync::Arc;
+use crate::tools::{self, Status, ToolError, ToolProvider, ToolSpec};
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use index::Index;
+use serde_json::{Map, Value, json};
+use source::{RepoSnapshot, Source};
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub struct DocsProvider {}
+/// Results of `search_documentation` when the caller gives no limit.
+pub const DEFAULT_LIMIT: usize = 10;
+/// The largest `limit` honoured.
+pub const MAX_LIMIT: usize = 50;
+
+/// Facts about the index in service, for `/health` and logs.
+#[derive(Debug, Clone, Copy, Default)]
+struct BuildInfo {
+    seconds: f64,
+    finished_unix: u64,
+}
+
+struct Shared {
+    sources: Vec<Box<dyn Source>>,
+    index: RwLock<(Arc<Index>, BuildInfo)>,
+}
+
+impl Shared {
+    fn current(&self) -> Arc<Index> {
+        self.index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+}
+
+pub struct DocsProvider {
+    shared: Arc<Shared>,
+    /// Dropping the provider drops this sender, which ends the refresh thread.
+    _stop: Sender<()>,
+}
 
 impl DocsProvider {
-    /// Builds the first index (blocking) and starts the refresh thread.
-    pub fn start(_config: &Config) -> Arc<DocsProvider> {
-        Arc::new(DocsProvider {})
+    /// Builds the first index from `DOCS_DIR` (blocking) and starts the
+    /// refresh thread.
+    pub fn start(config: &Config) -> Arc<DocsProvider> {
+        let local = local::LocalSource::new(config.docs_dir.clone(), config.docs_refresh);
+        DocsProvider::with_sources(vec![Box::new(local)])
+    }
+
+    /// Same, over explicit sources (local folders, GitHub, test fakes). A
+    /// repository name offered by two sources is served from the first.
+    pub fn with_sources(sources: Vec<Box<dyn Source>>) -> Arc<DocsProvider> {
+        let mut snapshots: Vec<Arc<Vec<RepoSnapshot>>> = Vec::with_capacity(sources.len());
+        for s in &sources {
+            let snap = match s.refresh() {
+                Ok(Some(snap)) => snap,
+                Ok(None) => Vec::new(),
+                Err(e) => {
+                    log::warn!("documentation source {}: {e}", s.label());
+                    Vec::new()
+                }
+            };
+            snapshots.push(Arc::new(snap));
+        }
+        let (index, info) = build(snapshots.clone());
+        let shared = Arc::new(Shared {
+            sources,
+            index: RwLock::new((Arc::new(index), info)),
+        });
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let thread_shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("docs-refresh".into())
+            .spawn(move || refresh_loop(&thread_shared, snapshots, &stopped));
+        if let Err(e) = spawned {
+            log::error!("cannot start the documentation refresh thread: {e}");
+        }
+        Arc::new(DocsProvider {
+            shared,
+            _stop: stop,
+        })
+    }
+
+    /// The index in service (for benchmarks and tests).
+    pub fn index(&self) -> Arc<Index> {
+        self.shared.current()
+    }
+
+    fn list_repositories(&self) -> Value {
+        let idx = self.shared.current();
+        Value::Array(
+            idx.repos()
+                .iter()
+                .map(|r| {
+                    let mut o = Map::new();
+                    o.insert("name".into(), json!(r.name));
+                    o.insert("doc_count".into(), json!(r.docs.len()));
+                    if let Some(d) = &r.description {
+                        o.insert("description".into(), json!(d));
+                    }
+                    Value::Object(o)
+                })
+                .collect(),
+        )
+    }
+
+    fn list_repo_docs(&self, args: &Value) -> Result<Value, ToolError> {
+        let name = string_arg(args, "repo")?;
+        let idx = self.shared.current();
+        let repo = idx.repo_by_name(name).ok_or_else(|| repo_not_found(name))?;
+        Ok(Value::Array(
+            repo.docs
+                .iter()
+                .map(|&d| json!({"path": idx.file(d).path, "type": "file"}))
+                .collect(),
+        ))
+    }
+
+    fn get_documentation(&self, args: &Value) -> Result<Value, ToolError> {
+        let name = string_arg(args, "repo")?;
+        let path = string_arg(args, "path")?;
+        tools::check_relative_path(path)?;
+        let idx = self.shared.current();
+        let repo = idx.repo_by_name(name).ok_or_else(|| repo_not_found(name))?;
+        let doc = idx.doc_by_path(repo, path).ok_or_else(|| {
+            ToolError::NotFound(format!(
+                "document '{path}' not found in repository '{name}'"
+            ))
+        })?;
+        let file = idx.file(doc);
+        let mut meta = Map::new();
+        meta.insert("repo".into(), json!(repo.name));
+        meta.insert("path".into(), json!(file.path));
+        meta.insert("size".into(), json!(file.text.len()));
+        if let Some(t) = idx.title(doc) {
+            meta.insert("title".into(), json!(t));
+        }
+        if let Some(u) = &file.url {
+            meta.insert("url".into(), json!(u));
+        }
+        Ok(json!({"content": file.text, "metadata": meta}))
+    }
+
+    fn search_documentation(&self, args: &Value) -> Result<Value, ToolError> {
+        let query = string_arg(args, "query")?;
+        if query.trim().is_empty() {
+            return Err(ToolError::BadInput(
+                "argument 'query' must not be empty".into(),
+            ));
+        }
+        let limit = match args.get("limit") {
+            None | Some(Value::Null) => DEFAULT_LIMIT,
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 => (n as usize).min(MAX_LIMIT),
+                _ => {
+                    return Err(ToolError::BadInput(format!(
+                        "argument 'limit' must be a whole number from 1 to {MAX_LIMIT}"
+                    )));
+                }
+            },
+        };
+        let idx = self.shared.current();
+        let repo = match args.get("repo") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(r)) if r.is_empty() => None,
+            Some(Value::String(r)) => Some(idx.repo_id(r).ok_or_else(|| repo_not_found(r))?),
+            Some(_) => {
+                return Err(ToolError::BadInput(
+                    "argument 'repo' must be a string".into(),
+                ));
+            }
+        };
+        Ok(Value::Array(search_results(&idx, query, repo, limit)))
+    }
+}
+
+/// Ranked search results as the tool returns them; snippets are made only
+/// for the documents returned.
+pub fn search_results(idx: &Index, query: &str, repo: Option<u32>, limit: usize) -> Vec<Value> {
+    let hits = idx.search(query, repo, limit);
+    let terms: HashSet<String> = tokenize::terms(query).into_iter().collect();
+    hits.iter()
+        .map(|h| {
+            let file = idx.file(h.doc);
+            let (heading, body) = idx.section_text(h.section);
+            let title = idx.title(h.doc).map_or_else(
+                || {
+                    file.path
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(&file.path)
+                        .to_string()
+                },
+                str::to_string,
+            );
+            let mut snippet = snippet::snippet(body, &terms);
+            if snippet.is_empty() {
+                snippet = heading.map(markdown::clean_inline).unwrap_or_default();
+            }
+            let mut o = Map::new();
+            o.insert("repo".into(), json!(idx.repo_name(h.doc)));
+            o.insert("path".into(), json!(file.path));
+            o.insert("title".into(), json!(title));
+            if let Some(hd) = heading {
+                o.insert("heading".into(), json!(markdown::clean_inline(hd)));
+            }
+            o.insert("snippet".into(), json!(snippet));
+            o.insert(
+                "score".into(),
+                json!((h.score as f64 * 1000.0).round() / 1000.0),
+            );
+            if let Some(u) = &file.url {
+                o.insert("url".into(), json!(u));
+            }
+            Value::Object(o)
+        })
+        .collect()
+}
+
+fn string_arg<'a>(args: &'a Value, key: &str) -> Result<&'a str, ToolError> {
+    match args.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(ToolError::BadInput(format!(
+            "missing required argument '{key}'"
+        ))),
+        Some(_) => Err(ToolError::BadInput(format!(
+            "argument '{key}' must be a string"
+        ))),
+    }
+}
+
+fn repo_not_found(name: &str) -> ToolError {
+    ToolError::NotFound(format!("repository '{name}' not found"))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Builds an index and logs what it holds.
+fn build(snapshots: Vec<Arc<Vec<RepoSnapshot>>>) -> (Index, BuildInfo) {
+    let started = Instant::now();
+    let index = Index::build(snapshots);
+    let seconds = started.elapsed().as_secs_f64();
+    log::info!(
+        "documentation indexed: {} repositories, {} files, {} bytes, {} sections, {} terms in {:.2} s",
+        index.repos().len(),
+        index.doc_count(),
+        index.bytes(),
+        index.section_count(),
+        index.term_count(),
+        seconds
+    );
+    (
+        index,
+        BuildInfo {
+            seconds,
+            finished_unix: unix_now(),
+        },
+    )
+}
+
+/// Polls each source when it is due; rebuilds and swaps when any changed.
+/// Ends when the provider (and so the stop sender) is dropped.
+fn refresh_loop(
+    shared: &Shared,
+    mut snapshots: Vec<Arc<Vec<RepoSnapshot>>>,
+    stop: &crossbeam_channel::Receiver<()>,
+) {
+    let now = Instant::now();
+    let mut due: Vec<Instant> = shared.sources.iter().map(|s| now + s.interval()).collect();
+    loop {
+        let next = due
+            .iter()
+            .min()
+            .copied()
+            .unwrap_or(now + Duration::from_secs(3600));
+        let wait = next.saturating_duration_since(Instant::now());
+        match stop.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let mut changed = false;
+        for (i, s) in shared.sources.iter().enumerate() {
+            if due[i] > Instant::now() {
+                continue;
+            }
+            match s.refresh() {
+                Ok(Some(snap)) => {
+                    snapshots[i] = Arc::new(snap);
+                    changed = true;
+                }
+                Ok(None) => {}
+                Err(e) => log::warn!("documentation source {}: {e}", s.label()),
+            }
+            due[i] = Instant::now() + s.interval().max(Duration::from_millis(100));
+        }
+        if changed {
+            let (index, info) = build(snapshots.clone());
+            let fresh = (Arc::new(index), info);
+            // The old index is freed after the lock is released.
+            let old = std::mem::replace(
+                &mut *shared.index.write().unwrap_or_else(|e| e.into_inner()),
+                fresh,
+            );
+            drop(old);
+        }
     }
 }
 
 impl ToolProvider for DocsProvider {
-    fn call(&self, name: &str, _arguments: &Value) -> Result<Value, ToolError> {
-        Err(ToolError::Failed(format!(
-            "tool {name} is not implemented yet"
-        )))
+    fn call(&self, name: &str, arguments: &Value) -> Result<Value, ToolError> {
+        match name {
+            tools::LIST_REPOSITORIES => Ok(self.list_repositories()),
+            tools::LIST_REPO_DOCS => self.list_repo_docs(arguments),
+            tools::GET_DOCUMENTATION => self.get_documentation(arguments),
+            tools::SEARCH_DOCUMENTATION => self.search_documentation(arguments),
+            other => Err(ToolError::Failed(format!("unknown tool: {other}"))),
+        }
     }
+
     fn tools(&self) -> Result<Vec<ToolSpec>, ToolError> {
-        Ok(crate::tools::documentation_tools())
+        Ok(tools::documentation_tools())
     }
+
     fn status(&self) -> Status {
         Status::Connected
+    }
+
+    fn health_details(&self) -> Value {
+        let (idx, info) = {
+            let guard = self.shared.index.read().unwrap_or_else(|e| e.into_inner());
+            (guard.0.clone(), guard.1)
+        };
+        json!({
+            "provider": "built-in",
+            "repositories": idx.repos().len(),
+            "documents": idx.doc_count(),
+            "bytes": idx.bytes(),
+            "index": {
+                "sections": idx.section_count(),
+                "terms": idx.term_count(),
+                "build_seconds": (info.seconds * 1000.0).round() / 1000.0,
+                "built_at": info.finished_unix,
+            },
+            "sources": self.shared.sources.iter().map(|s| s.health()).collect::<Vec<_>>(),
+        })
     }
 }

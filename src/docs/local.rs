@@ -1,0 +1,352 @@
+//! The local source: documentation files under `DOCS_DIR`.
+//!
+//! Layout: `DOCS_DIR` is one repository when it has `.git`, or when none of
+//! its subfolders has `.git` and it has documentation files at its top; the
+//! repository is named after the folder. Otherwise every subfolder that
+//! holds documentation is a repository named after the subfolder, and files
+//! at the top of `DOCS_DIR` itself are ignored (they belong to no repository).
+//!
+//! A refresh first walks the tree and fingerprints paths, sizes and
+//! modification times; files are read only when the fingerprint changed.
+//! Symlinks are followed only while they stay inside `DOCS_DIR`. This module
+//! does not index or parse anything.
+
+use super::source::{DocFile, MAX_DOC_BYTES, RepoSnapshot, SKIPPED_DIRS, Source, is_doc_path};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::collections::hash_map::DefaultHasher;
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub struct LocalSource {
+    root: PathBuf,
+    interval: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    fingerprint: Option<u64>,
+    repositories: usize,
+    documents: usize,
+    bytes: u64,
+    skipped_large: usize,
+    last_scan: Option<u64>,
+    last_change: Option<u64>,
+    last_error: Option<String>,
+}
+
+/// A file found by the walk, not yet read.
+struct Found {
+    rel: String,
+    abs: PathBuf,
+    size: u64,
+    mtime: u128,
+}
+
+struct Walked {
+    repos: Vec<(String, Vec<Found>)>,
+    large: Vec<(String, u64)>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn skipped_dir(name: &str) -> bool {
+    name.starts_with('.') || SKIPPED_DIRS.contains(&name)
+}
+
+impl LocalSource {
+    pub fn new(root: impl Into<PathBuf>, interval: Duration) -> LocalSource {
+        LocalSource {
+            root: root.into(),
+            interval,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Finds the repositories and their documentation files.
+    fn walk(&self) -> Result<Walked, String> {
+        let root = fs::canonicalize(&self.root)
+            .map_err(|e| format!("cannot open DOCS_DIR {}: {e}", self.root.display()))?;
+        if !root.is_dir() {
+            return Err(format!("DOCS_DIR {} is not a folder", root.display()));
+        }
+        let mut walked = Walked {
+            repos: Vec::new(),
+            large: Vec::new(),
+        };
+        let single_name = root
+            .file_name()
+            .map_or("docs".to_string(), |n| n.to_string_lossy().into_owned());
+        let subdirs = repo_candidates(&root)?;
+        let single = root.join(".git").exists()
+            || (!subdirs.iter().any(|d| d.join(".git").exists()) && has_top_docs(&root));
+        if single {
+            let mut files = Vec::new();
+            let mut seen = HashSet::new();
+            walk_dir(&root, &root, "", &mut files, &mut walked.large, &mut seen);
+            walked.repos.push((single_name, files));
+        } else {
+            for dir in subdirs {
+                let name = dir
+                    .file_name()
+                    .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+                let mut files = Vec::new();
+                let mut seen = HashSet::new();
+                let large_before = walked.large.len();
+                walk_dir(&root, &dir, "", &mut files, &mut walked.large, &mut seen);
+                for l in &mut walked.large[large_before..] {
+                    l.0 = format!("{name}/{}", l.0);
+                }
+                if !files.is_empty() {
+                    walked.repos.push((name, files));
+                }
+            }
+        }
+        walked.repos.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, files) in &mut walked.repos {
+            files.sort_by(|a, b| a.rel.cmp(&b.rel));
+        }
+        Ok(walked)
+    }
+}
+
+/// Immediate subfolders that could be repositories (not hidden or skipped),
+/// symlinks included when they stay inside the root.
+fn repo_candidates(root: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = fs::read_dir(root).map_err(|e| format!("cannot list {}: {e}", root.display()))?;
+    let mut dirs = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if skipped_dir(&name) {
+            continue;
+        }
+        if let Some(path) = resolve_inside(root, &entry.path()) {
+            if path.is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn has_top_docs(root: &Path) -> bool {
+    fs::read_dir(root).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_type().is_ok_and(|t| t.is_file())
+                && is_doc_path(&e.file_name().to_string_lossy())
+        })
+    })
+}
+
+/// The canonical target of `path` if it lies inside `root`; `None` for
+/// symlinks leaving the root and for broken links.
+fn resolve_inside(root: &Path, path: &Path) -> Option<PathBuf> {
+    let canonical = fs::canonicalize(path).ok()?;
+    if canonical.starts_with(root) {
+        Some(canonical)
+    } else {
+        log::debug!("skipping {}: it points outside DOCS_DIR", path.display());
+        None
+    }
+}
+
+/// Collects documentation files under `dir`; `prefix` is `dir` relative to
+/// the repository. `seen` holds canonical folders already walked, so
+/// symlink loops end.
+fn walk_dir(
+    root: &Path,
+    dir: &Path,
+    prefix: &str,
+    files: &mut Vec<Found>,
+    large: &mut Vec<(String, u64)>,
+    seen: &mut HashSet<PathBuf>,
+) {
+    let Some(canonical) = resolve_inside(root, dir) else {
+        return;
+    };
+    if !seen.insert(canonical) {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        log::warn!("cannot list {}", dir.display());
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let Ok(ftype) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.path();
+        let meta = if ftype.is_symlink() {
+            match resolve_inside(root, &path).and_then(|p| fs::metadata(p).ok()) {
+                Some(m) => m,
+                None => continue,
+            }
+        } else {
+            match entry.metadata() {
+                Ok(m) => m,
+                Err(_) => continue,
+            }
+        };
+        if meta.is_dir() {
+            if !skipped_dir(&name) {
+                walk_dir(root, &path, &rel, files, large, seen);
+            }
+        } else if meta.is_file() && is_doc_path(&rel) {
+            if meta.len() > MAX_DOC_BYTES {
+                large.push((rel, meta.len()));
+                continue;
+            }
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            files.push(Found {
+                rel,
+                abs: path,
+                size: meta.len(),
+                mtime,
+            });
+        }
+    }
+}
+
+fn fingerprint(walked: &Walked) -> u64 {
+    let mut h = DefaultHasher::new();
+    for (name, files) in &walked.repos {
+        name.hash(&mut h);
+        for f in files {
+            (&f.rel, f.size, f.mtime).hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// Reads a file as text; invalid UTF-8 is replaced, a UTF-8 BOM dropped.
+fn read_text(path: &Path) -> std::io::Result<String> {
+    let bytes = fs::read(path)?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
+impl Source for LocalSource {
+    fn label(&self) -> String {
+        format!("local:{}", crate::config::display_path(&self.root))
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, String> {
+        let started = Instant::now();
+        let walked = match self.walk() {
+            Ok(w) => w,
+            Err(e) => {
+                let mut st = self.state();
+                st.last_scan = Some(unix_now());
+                st.last_error = Some(e.clone());
+                if st.fingerprint.is_none() {
+                    // The first call always answers with a snapshot.
+                    st.fingerprint = Some(0);
+                    log::warn!("{e}; serving no local documentation");
+                    return Ok(Some(Vec::new()));
+                }
+                return Err(e);
+            }
+        };
+        let fp = fingerprint(&walked);
+        {
+            let mut st = self.state();
+            st.last_scan = Some(unix_now());
+            st.last_error = None;
+            if st.fingerprint == Some(fp) {
+                return Ok(None);
+            }
+        }
+        for (path, size) in &walked.large {
+            log::warn!("skipping {path}: {size} bytes is over the {MAX_DOC_BYTES}-byte limit");
+        }
+        let mut snapshots = Vec::with_capacity(walked.repos.len());
+        let (mut documents, mut bytes) = (0usize, 0u64);
+        for (name, files) in walked.repos {
+            let mut docs = Vec::with_capacity(files.len());
+            for f in files {
+                match read_text(&f.abs) {
+                    Ok(text) => {
+                        bytes += text.len() as u64;
+                        docs.push(DocFile {
+                            path: f.rel,
+                            text,
+                            url: None,
+                        });
+                    }
+                    Err(e) => log::warn!("cannot read {}: {e}", f.abs.display()),
+                }
+            }
+            documents += docs.len();
+            snapshots.push(RepoSnapshot {
+                name,
+                description: None,
+                docs,
+            });
+        }
+        log::info!(
+            "local source {}: read {} repositories, {} files, {} bytes in {:.2} s",
+            self.label(),
+            snapshots.len(),
+            documents,
+            bytes,
+            started.elapsed().as_secs_f64()
+        );
+        let mut st = self.state();
+        st.fingerprint = Some(fp);
+        st.repositories = snapshots.len();
+        st.documents = documents;
+        st.bytes = bytes;
+        st.skipped_large = walked.large.len();
+        st.last_change = Some(unix_now());
+        Ok(Some(snapshots))
+    }
+
+    fn health(&self) -> Value {
+        let st = self.state();
+        json!({
+            "source": self.label(),
+            "type": "local",
+            "status": if st.last_error.is_some() { "error" } else { "ok" },
+            "repositories": st.repositories,
+            "documents": st.documents,
+            "bytes": st.bytes,
+            "skipped_large_files": st.skipped_large,
+            "last_scan": st.last_scan,
+            "last_change": st.last_change,
+            "last_error": st.last_error,
+        })
+    }
+}

@@ -1,0 +1,524 @@
+//! The structure of one document as search needs it: front matter, title,
+//! heading-delimited sections (Markdown ATX/setext headings outside code
+//! fences, reStructuredText underlined titles) and a short description.
+//!
+//! Sections are byte ranges into the original text, never copies. This is not
+//! a Markdown renderer: anything it does not recognise is plain body text.
+
+/// A part of a document under one heading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    /// Byte range of the heading text (`None` for text before the first heading).
+    pub heading: Option<(usize, usize)>,
+    /// Byte range of the body, after the heading line(s).
+    pub body: (usize, usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parsed {
+    pub title: Option<String>,
+    /// Front-matter `description`, if any (indexed with the title).
+    pub description: Option<String>,
+    pub sections: Vec<Section>,
+}
+
+/// Sections longer than this are cut at paragraph breaks, so that BM25 sees
+/// passages of comparable size and snippets come from the right place.
+const MAX_SECTION_BYTES: usize = 3000;
+
+/// Front matter must close within this many lines to count as front matter.
+const MAX_FRONT_MATTER_LINES: usize = 60;
+
+/// Lines of `text` as (start, end-without-newline) byte ranges; CRLF aware.
+fn lines(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        if b == b'\n' {
+            let end = if i > start && text.as_bytes()[i - 1] == b'\r' {
+                i - 1
+            } else {
+                i
+            };
+            out.push((start, end));
+            start = i + 1;
+        }
+    }
+    if start < text.len() {
+        out.push((start, text.len()));
+    }
+    out
+}
+
+/// Key/value pairs of a front-matter block at the very top, and the number
+/// of lines it spans. Both `---` YAML and the `<!--- Hugo front matter ...
+/// --->` comment of semantic-conventions are recognised. A `---` rule
+/// followed by prose or HTML is not front matter.
+fn front_matter(text: &str, lines: &[(usize, usize)]) -> Option<(Vec<(String, String)>, usize)> {
+    let first = lines.first().map(|&(s, e)| text[s..e].trim_end())?;
+    let first = first.trim_start_matches('\u{feff}');
+    let closing: &[&str] = if first == "---" {
+        &["---", "..."]
+    } else if first.starts_with("<!---") && first.to_ascii_lowercase().contains("front matter") {
+        &["--->", "-->"]
+    } else {
+        return None;
+    };
+    let mut pairs = Vec::new();
+    for (n, &(s, e)) in lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .take(MAX_FRONT_MATTER_LINES)
+    {
+        let line = text[s..e].trim_end();
+        if closing.contains(&line) {
+            if n == 1 && first == "---" {
+                return None; // "---\n---": two rules, not front matter
+            }
+            return Some((pairs, n + 1));
+        }
+        if line.is_empty()
+            || line.starts_with(' ')
+            || line.starts_with('\t')
+            || line.starts_with('-')
+            || line.starts_with('#')
+        {
+            continue; // blank, nested value, list item or YAML comment
+        }
+        let (k, v) = line.split_once(':')?;
+        let k = k.trim();
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        {
+            return None;
+        }
+        pairs.push((k.to_string(), unquote(v.trim()).to_string()));
+    }
+    None
+}
+
+fn unquote(v: &str) -> &str {
+    let b = v.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        &v[1..v.len() - 1]
+    } else {
+        v
+    }
+}
+
+fn is_fence(line: &str) -> Option<u8> {
+    let t = line.trim_start();
+    if line.len() - t.len() > 3 {
+        return None;
+    }
+    if t.starts_with("```") {
+        Some(b'`')
+    } else if t.starts_with("~~~") {
+        Some(b'~')
+    } else {
+        None
+    }
+}
+
+/// ATX heading: level and the heading text's byte range within `line`.
+fn atx_heading(line: &str) -> Option<(usize, usize, usize)> {
+    let t = line.trim_start();
+    let indent = line.len() - t.len();
+    if indent > 3 {
+        return None;
+    }
+    let level = t.bytes().take_while(|&b| b == b'#').count();
+    if level == 0 || level > 6 {
+        return None;
+    }
+    let rest = &t[level..];
+    if !(rest.is_empty() || rest.starts_with(' ') || rest.starts_with('\t')) {
+        return None;
+    }
+    let content = rest.trim().trim_end_matches('#').trim_end();
+    if content.is_empty() {
+        return None;
+    }
+    let start = indent + level + (rest.len() - rest.trim_start().len());
+    Some((level, start, start + content.len()))
+}
+
+/// An underline/overline of one repeated punctuation character.
+fn adornment(line: &str, rst: bool) -> Option<u8> {
+    let t = line.trim_end();
+    let b = t.as_bytes();
+    let c = *b.first()?;
+    let allowed: &[u8] = if rst { b"=-~^\"'`#*+:._" } else { b"=-" };
+    if !allowed.contains(&c) || !b.iter().all(|&x| x == c) {
+        return None;
+    }
+    if rst && b.len() < 3 {
+        return None;
+    }
+    Some(c)
+}
+
+/// Splits a document into title and sections. `rst` selects
+/// reStructuredText title rules instead of Markdown ones.
+pub fn parse(text: &str, rst: bool) -> Parsed {
+    let lines = lines(text);
+    let mut parsed = Parsed::default();
+    let mut first_line = 0;
+    let mut link_title = None;
+    if let Some((pairs, n)) = front_matter(text, &lines) {
+        first_line = n;
+        for (k, v) in pairs {
+            match k.as_str() {
+                "title" if !v.is_empty() => parsed.title = Some(v),
+                "linkTitle" if !v.is_empty() => link_title = Some(v),
+                "description" if !v.is_empty() && v != ">-" && v != "|" && v != ">" => {
+                    parsed.description = Some(v)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // (line index where the heading starts, heading range, body start, level)
+    let mut heads: Vec<(usize, (usize, usize), usize, usize)> = Vec::new();
+    let next_line = |i: usize| lines.get(i + 1).map_or(text.len(), |l| l.0);
+    let mut fence: Option<u8> = None;
+    let mut prev_text: Option<usize> = None; // index of previous non-blank paragraph line
+    for i in first_line..lines.len() {
+        let (s, e) = lines[i];
+        let line = &text[s..e];
+        if !rst {
+            if let Some(f) = fence {
+                if is_fence(line) == Some(f) {
+                    fence = None;
+                }
+                continue;
+            }
+            if let Some(f) = is_fence(line) {
+                fence = Some(f);
+                prev_text = None;
+                continue;
+            }
+            if let Some((level, hs, he)) = atx_heading(line) {
+                heads.push((i, (s + hs, s + he), next_line(i), level));
+                prev_text = None;
+                continue;
+            }
+        }
+        if line.trim().is_empty() {
+            prev_text = None;
+            continue;
+        }
+        if let (Some(p), Some(c)) = (prev_text, adornment(line, rst)) {
+            let (ps, pe) = lines[p];
+            let title = text[ps..pe].trim();
+            let long_enough = !rst || line.trim_end().chars().count() + 1 >= title.chars().count();
+            let plausible =
+                !title.starts_with(['|', '-', '*', '>', '<']) && adornment(title, rst).is_none();
+            if long_enough && plausible {
+                let level = if c == b'=' { 1 } else { 2 };
+                let lead = text[ps..pe].len() - text[ps..pe].trim_start().len();
+                // RST overline: same adornment on the line above the title.
+                let start_line = if rst
+                    && p > first_line
+                    && adornment(&text[lines[p - 1].0..lines[p - 1].1], true) == Some(c)
+                {
+                    p - 1
+                } else {
+                    p
+                };
+                heads.push((
+                    start_line,
+                    (ps + lead, ps + lead + title.len()),
+                    next_line(i),
+                    level,
+                ));
+                prev_text = None;
+                continue;
+            }
+        }
+        prev_text = Some(i);
+    }
+
+    let content_start = lines.get(first_line).map_or(text.len(), |l| l.0);
+    let mut push = |heading: Option<(usize, usize)>, start: usize, end: usize| {
+        split_long(text, heading, start, end, &mut parsed.sections);
+    };
+    let first_head_at = heads.first().map_or(text.len(), |h| lines[h.0].0);
+    push(None, content_start, first_head_at);
+    for (n, h) in heads.iter().enumerate() {
+        let end = heads.get(n + 1).map_or(text.len(), |next| lines[next.0].0);
+        push(Some(h.1), h.2.min(end), end);
+    }
+
+    if parsed.title.is_none() {
+        let best = heads.iter().find(|h| h.3 == 1).or(heads.first());
+        parsed.title = best
+            .map(|h| clean_inline(&text[h.1.0..h.1.1]))
+            .filter(|t| !t.is_empty())
+            .or(link_title);
+    }
+    parsed
+}
+
+/// Adds one section, cut at blank lines into pieces of at most
+/// [`MAX_SECTION_BYTES`] (bigger when a paragraph alone is bigger).
+fn split_long(
+    text: &str,
+    heading: Option<(usize, usize)>,
+    mut start: usize,
+    end: usize,
+    out: &mut Vec<Section>,
+) {
+    if heading.is_none() && text[start..end].trim().is_empty() {
+        return;
+    }
+    while end - start > MAX_SECTION_BYTES {
+        let mut limit = start + MAX_SECTION_BYTES;
+        while !text.is_char_boundary(limit) {
+            limit -= 1;
+        }
+        let window = &text[start..limit];
+        let cut = window
+            .rfind("\n\n")
+            .or_else(|| window.rfind("\r\n\r\n"))
+            .filter(|&c| c > MAX_SECTION_BYTES / 3)
+            .or_else(|| window.rfind('\n').filter(|&c| c > 0));
+        let Some(cut) = cut else {
+            break;
+        };
+        let cut = start + cut + 1;
+        out.push(Section {
+            heading,
+            body: (start, cut),
+        });
+        start = cut;
+    }
+    out.push(Section {
+        heading,
+        body: (start, end),
+    });
+}
+
+/// Inline Markdown reduced to its words: `[text](url)` -> text, code ticks,
+/// emphasis and HTML tags dropped, `{#anchor}` removed.
+pub fn clean_inline(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        match c {
+            '<' if rest[1..]
+                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '!') =>
+            {
+                match rest.find('>') {
+                    Some(end) => {
+                        rest = &rest[end + 1..];
+                        if !out.ends_with(' ') && !out.is_empty() {
+                            out.push(' ');
+                        }
+                        continue;
+                    }
+                    None => out.push(c),
+                }
+            }
+            ']' if rest[1..].starts_with('(') => match rest.find(')') {
+                Some(end) => {
+                    rest = &rest[end + 1..];
+                    continue;
+                }
+                None => out.push(c),
+            },
+            '{' if rest[1..].starts_with('#') => match rest.find('}') {
+                Some(end) => {
+                    rest = &rest[end + 1..];
+                    continue;
+                }
+                None => out.push(c),
+            },
+            '`' | '*' | '[' | ']' | '!' | '|' => {
+                if c == '!' && !rest[1..].starts_with('[') {
+                    out.push(c);
+                } else if c == '|' && !out.ends_with(' ') && !out.is_empty() {
+                    out.push(' ');
+                }
+            }
+            c if c.is_whitespace() => {
+                if !out.ends_with(' ') && !out.is_empty() {
+                    out.push(' ');
+                }
+            }
+            c => out.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed);
+    out
+}
+
+/// The first prose paragraph of a README, shortened: a repository's
+/// description when the source has none. Skips headings, badges, HTML and
+/// front matter.
+pub fn readme_description(text: &str, max_chars: usize) -> Option<String> {
+    let lines = lines(text);
+    let skip = front_matter(text, &lines).map_or(0, |(_, n)| n);
+    let mut para = String::new();
+    let mut fence = None;
+    for &(s, e) in &lines[skip.min(lines.len())..] {
+        let line = text[s..e].trim();
+        if let Some(f) = fence {
+            if is_fence(line) == Some(f) {
+                fence = None;
+            }
+            continue;
+        }
+        if let Some(f) = is_fence(line) {
+            fence = Some(f);
+            continue;
+        }
+        let structural = line.starts_with('#')
+            || line.starts_with("[![")
+            || line.starts_with("![")
+            || line.starts_with('<')
+            || line.starts_with('|')
+            || line.starts_with("[")
+            || line.starts_with('>')
+            || line.starts_with("..")
+            || adornment(line, true).is_some();
+        if line.is_empty() || structural {
+            if !para.is_empty() {
+                break;
+            }
+            continue;
+        }
+        para.push_str(line);
+        para.push(' ');
+    }
+    let clean = clean_inline(&para);
+    if clean.chars().count() < 3 {
+        return None;
+    }
+    Some(shorten(&clean, max_chars))
+}
+
+/// Cuts at a word boundary before `max_chars` characters, adding "…".
+pub fn shorten(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        return s.to_string();
+    }
+    let cut = s.char_indices().nth(max_chars).map_or(s.len(), |(i, _)| i);
+    let head = &s[..cut];
+    let head = match head.rfind(' ') {
+        Some(sp) if sp > cut / 2 => &head[..sp],
+        _ => head,
+    };
+    format!("{}…", head.trim_end_matches([',', ';', ':', ' ']))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headings(text: &str, rst: bool) -> Vec<String> {
+        parse(text, rst)
+            .sections
+            .iter()
+            .map(|s| {
+                s.heading
+                    .map_or("-".to_string(), |(a, b)| text[a..b].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn yaml_front_matter_title() {
+        let t = "---\ntitle: \"Hello\"\nweight: 3\ndescription: Short\n---\n\n# Other\nbody\n";
+        let p = parse(t, false);
+        assert_eq!(p.title.as_deref(), Some("Hello"));
+        assert_eq!(p.description.as_deref(), Some("Short"));
+        assert_eq!(headings(t, false), ["Other"]);
+    }
+
+    #[test]
+    fn fake_front_matter_is_a_rule() {
+        let t = "---\n<p align=\"center\">logo</p>\n---\n# Real Title\n";
+        assert_eq!(parse(t, false).title.as_deref(), Some("Real Title"));
+        let t = "---\nJust prose here, no key.\n\n# T\n";
+        assert_eq!(parse(t, false).title.as_deref(), Some("T"));
+    }
+
+    #[test]
+    fn hugo_comment_front_matter() {
+        let t = "<!--- Hugo front matter used to generate the website version of this page:\nlinkTitle: Spans\n--->\n\n# Semantic conventions for HTTP spans\n\ntext";
+        let p = parse(t, false);
+        assert_eq!(
+            p.title.as_deref(),
+            Some("Semantic conventions for HTTP spans")
+        );
+        let t = "<!--- Hugo front matter used to generate the website version of this page:\nlinkTitle: Spans\n--->\n\nno heading";
+        assert_eq!(parse(t, false).title.as_deref(), Some("Spans"));
+    }
+
+    #[test]
+    fn headings_outside_fences_only() {
+        let t = "intro\n# A\nx\n```sh\n# not a heading\n```\n## B ##\ny\nSetext\n======\nz\n";
+        assert_eq!(headings(t, false), ["-", "A", "B", "Setext"]);
+        let p = parse(t, false);
+        let body = p.sections[2].body;
+        assert_eq!(&t[body.0..body.1], "y\n");
+    }
+
+    #[test]
+    fn crlf_lines() {
+        let t = "# Title\r\nbody\r\n## Next\r\nmore\r\n";
+        assert_eq!(headings(t, false), ["Title", "Next"]);
+        assert_eq!(parse(t, false).title.as_deref(), Some("Title"));
+    }
+
+    #[test]
+    fn rst_titles() {
+        let t = "=====\nTop\n=====\n\nIntro\n\nUsage\n-----\n\ntext\n\nshort\n--\n";
+        assert_eq!(headings(t, true), ["Top", "Usage"]);
+        assert_eq!(parse(t, true).title.as_deref(), Some("Top"));
+    }
+
+    #[test]
+    fn long_sections_split_on_paragraphs() {
+        let para = "word ".repeat(100) + "\n\n";
+        let t = format!("# H\n{}", para.repeat(20));
+        let p = parse(&t, false);
+        assert!(p.sections.len() > 3);
+        assert!(p.sections.iter().all(|s| s.heading.is_some()));
+        assert!(
+            p.sections
+                .iter()
+                .all(|s| s.body.1 - s.body.0 <= MAX_SECTION_BYTES)
+        );
+        assert_eq!(p.sections.last().unwrap().body.1, t.len());
+    }
+
+    #[test]
+    fn long_sections_split_on_char_boundaries() {
+        let t = format!("# H\n{}", "─".repeat(5000));
+        let p = parse(&t, false);
+        assert_eq!(p.sections.len(), 1);
+        let t = format!("# H\n{}", "─x\n".repeat(2000));
+        assert!(parse(&t, false).sections.len() > 1);
+    }
+
+    #[test]
+    fn readme_first_paragraph() {
+        let t = "# Proj\n\n[![badge](x)](y)\n\nThe **fast** `thing` for [people](http://x).\nSecond line.\n\nMore.";
+        assert_eq!(
+            readme_description(t, 200).as_deref(),
+            Some("The fast thing for people. Second line.")
+        );
+        assert_eq!(readme_description("# only\n", 200), None);
+        let long = format!("# T\n\n{}", "word ".repeat(100));
+        let d = readme_description(&long, 50).unwrap();
+        assert!(d.ends_with('…') && d.chars().count() <= 51);
+    }
+}
