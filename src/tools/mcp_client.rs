@@ -454,11 +454,11 @@ impl McpClient {
             .map(|(result, _)| result)
     }
 
-    fn post<'a>(
+    fn post(
         &self,
         session: Option<&Session>,
         timeout: Option<Duration>,
-        body: &'a [u8],
+        body: &[u8],
     ) -> Result<Response<ureq::Body>, ureq::Error> {
         let mut req = self
             .agent
