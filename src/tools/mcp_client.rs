@@ -450,8 +450,12 @@ impl McpClient {
         timeout: Option<Duration>,
     ) -> Result<Value, Failure> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.post_request(Some(session), id, method, params, timeout)
-            .map(|(result, _)| result)
+        match self.post_request(Some(session), id, method, params, timeout) {
+            Ok((result, _)) => Ok(result),
+            // After a handshake, "not MCP" is simply a bad answer.
+            Err(Failure::NotMcp(m)) => Err(Failure::Protocol(m)),
+            Err(f) => Err(f),
+        }
     }
 
     fn post(
