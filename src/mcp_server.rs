@@ -387,7 +387,10 @@ impl McpServer {
             Some(_) => {
                 return Some(error_message(
                     Value::Null,
-                    RpcError::new(INVALID_REQUEST, "Invalid Request: id must be a string or number"),
+                    RpcError::new(
+                        INVALID_REQUEST,
+                        "Invalid Request: id must be a string or number",
+                    ),
                 ));
             }
         };

@@ -60,7 +60,12 @@ fn json_replies_handshake_headers_pagination_and_call() {
     let names: Vec<String> = c.tools().unwrap().into_iter().map(|t| t.name).collect();
     assert_eq!(
         names,
-        ["list_repositories", "search_documentation", "get_documentation", "list_repo_docs"]
+        [
+            "list_repositories",
+            "search_documentation",
+            "get_documentation",
+            "list_repo_docs"
+        ]
     );
     // Text content that is JSON becomes that JSON (so /api/repos gets a list).
     assert_eq!(
@@ -72,16 +77,28 @@ fn json_replies_handshake_headers_pagination_and_call() {
     let methods: Vec<String> = reqs.iter().filter_map(|r| r.rpc_method()).collect();
     assert_eq!(
         &methods[..5],
-        ["initialize", "notifications/initialized", "tools/list", "tools/list", "tools/list"],
+        [
+            "initialize",
+            "notifications/initialized",
+            "tools/list",
+            "tools/list",
+            "tools/list"
+        ],
         "{methods:?}"
     );
     let init = &reqs[0];
     assert_eq!(init.method, "POST");
     assert_eq!(init.header("content-type"), Some("application/json"));
-    assert_eq!(init.header("accept"), Some("application/json, text/event-stream"));
+    assert_eq!(
+        init.header("accept"),
+        Some("application/json, text/event-stream")
+    );
     assert_eq!(init.header("mcp-session-id"), None);
     assert_eq!(init.header("mcp-protocol-version"), None);
-    assert_eq!(init.header("host"), Some(server.fake.addr.to_string().as_str()));
+    assert_eq!(
+        init.header("host"),
+        Some(server.fake.addr.to_string().as_str())
+    );
     let params = &init.json()["params"];
     assert_eq!(params["protocolVersion"], "2025-06-18");
     assert_eq!(params["capabilities"], json!({}));
@@ -90,7 +107,10 @@ fn json_replies_handshake_headers_pagination_and_call() {
     for r in &reqs[1..] {
         assert_eq!(r.header("mcp-session-id"), Some("session-1"), "{r:?}");
         assert_eq!(r.header("mcp-protocol-version"), Some("2025-06-18"));
-        assert_eq!(r.header("accept"), Some("application/json, text/event-stream"));
+        assert_eq!(
+            r.header("accept"),
+            Some("application/json, text/event-stream")
+        );
     }
     assert!(reqs.iter().all(|r| r.header("origin").is_none()));
     // The cursor loop sent the server's cursors back.
@@ -105,7 +125,10 @@ fn json_replies_handshake_headers_pagination_and_call() {
         .iter()
         .find(|r| r.rpc_method().as_deref() == Some("tools/call"))
         .unwrap();
-    assert_eq!(call.json()["params"], json!({"name": "list_repositories", "arguments": {}}));
+    assert_eq!(
+        call.json()["params"],
+        json!({"name": "list_repositories", "arguments": {}})
+    );
 
     let d = c.health_details();
     assert_eq!(d["transport"], "streamable-http");
@@ -118,7 +141,12 @@ fn sse_replies_with_priming_event_notifications_and_server_requests() {
     let server = FakeMcp::start(McpBehaviour {
         sse: true,
         version: Some("2025-11-25".into()),
-        call: Box::new(|_, args| Ok(text_result(&format!("Echo: {}", args["message"].as_str().unwrap())))),
+        call: Box::new(|_, args| {
+            Ok(text_result(&format!(
+                "Echo: {}",
+                args["message"].as_str().unwrap()
+            )))
+        }),
         ..Default::default()
     });
     let c = client(&server.url(), McpTransport::StreamableHttp);
@@ -170,7 +198,10 @@ fn session_expiry_reinitializes_once(status: u16) {
         .nth(1)
         .unwrap();
     assert_eq!(second_init.header("mcp-session-id"), None);
-    assert_eq!(reqs.last().unwrap().header("mcp-session-id"), Some("session-2"));
+    assert_eq!(
+        reqs.last().unwrap().header("mcp-session-id"),
+        Some("session-2")
+    );
 }
 
 #[test]
@@ -216,7 +247,10 @@ fn a_reply_slower_than_the_timeout_fails_in_time() {
         call: Box::new(|_, _| {
             Err(Reply::After(
                 Duration::from_secs(4),
-                Box::new(json_reply(200, &json!({"jsonrpc":"2.0","id":3,"result":{}}))),
+                Box::new(json_reply(
+                    200,
+                    &json!({"jsonrpc":"2.0","id":3,"result":{}}),
+                )),
             ))
         }),
         ..Default::default()
@@ -249,7 +283,12 @@ fn a_slow_sse_stream_is_bounded_by_the_timeout_too() {
             ),
         }
     });
-    let c = McpClient::start_with(&fake.url("/mcp"), McpTransport::StreamableHttp, SECOND, fast());
+    let c = McpClient::start_with(
+        &fake.url("/mcp"),
+        McpTransport::StreamableHttp,
+        SECOND,
+        fast(),
+    );
     connected(&c);
     let start = Instant::now();
     let err = c.call("echo", &json!({})).unwrap_err();
@@ -299,7 +338,9 @@ fn a_server_that_goes_away_turns_the_status_disconnected_then_comes_back() {
     let err = c.call("echo", &json!({})).unwrap_err();
     assert!(matches!(err, ToolError::Unavailable(_)), "{err:?}");
     assert!(
-        c.health_details()["last_error"].as_str().is_some_and(|e| e.contains("refused")),
+        c.health_details()["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused")),
         "{}",
         c.health_details()
     );
@@ -347,8 +388,13 @@ fn is_error_results_carry_the_servers_message() {
     let c = client(&server.url(), McpTransport::StreamableHttp);
     connected(&c);
     assert_eq!(
-        c.call("get_documentation", &json!({"repo": "alpha", "path": "nope.md"})),
-        Err(ToolError::NotFound("Document not found: alpha/nope.md".into()))
+        c.call(
+            "get_documentation",
+            &json!({"repo": "alpha", "path": "nope.md"})
+        ),
+        Err(ToolError::NotFound(
+            "Document not found: alpha/nope.md".into()
+        ))
     );
     assert_eq!(
         c.call("search_documentation", &json!({"query": "x"})),
@@ -397,15 +443,34 @@ fn garbage_answers_are_clear_errors() {
     let server = FakeMcp::start(McpBehaviour {
         call: Box::new(|name, _| {
             Err(match name {
-                "not_json" => http(200, &[("content-type", "application/json")], b"{\"jsonrpc\": \"2.0\", \"id\": 3, \"res"),
+                "not_json" => http(
+                    200,
+                    &[("content-type", "application/json")],
+                    b"{\"jsonrpc\": \"2.0\", \"id\": 3, \"res",
+                ),
                 "html" => http(200, &[("content-type", "text/html")], b"<html>hello</html>"),
-                "sse_garbage" => chunked(200, &[("content-type", "text/event-stream")], &["event: message\ndata: {oops\n\n"]),
-                "sse_cut" => chunked(200, &[("content-type", "text/event-stream")], &["id: 1\ndata: \n\n"]),
+                "sse_garbage" => chunked(
+                    200,
+                    &[("content-type", "text/event-stream")],
+                    &["event: message\ndata: {oops\n\n"],
+                ),
+                "sse_cut" => chunked(
+                    200,
+                    &[("content-type", "text/event-stream")],
+                    &["id: 1\ndata: \n\n"],
+                ),
                 "wrong_id" => json_reply(200, &json!({"jsonrpc":"2.0","id":424242,"result":{}})),
-                "rpc_error" => json_reply(200, &json!({"jsonrpc":"2.0","id":null,"error":{"code":-32602,"message":"Tool rpc_error not found"}})),
+                "rpc_error" => json_reply(
+                    200,
+                    &json!({"jsonrpc":"2.0","id":null,"error":{"code":-32602,"message":"Tool rpc_error not found"}}),
+                ),
                 "no_result" => json_reply(200, &json!({"jsonrpc":"2.0","id":3})),
                 "hangup" => Reply::Close,
-                _ => http(500, &[("content-type", "text/plain")], b"Internal Server Error: kaput"),
+                _ => http(
+                    500,
+                    &[("content-type", "text/plain")],
+                    b"Internal Server Error: kaput",
+                ),
             })
         }),
         ..Default::default()
@@ -442,13 +507,24 @@ fn garbage_answers_are_clear_errors() {
 
 #[test]
 fn a_handshake_with_garbage_is_a_clear_unavailable() {
-    let fake = Fake::start(|_| http(200, &[("content-type", "application/json")], b"\x00\xffgarbage"));
+    let fake = Fake::start(|_| {
+        http(
+            200,
+            &[("content-type", "application/json")],
+            b"\x00\xffgarbage",
+        )
+    });
     let c = client(&fake.url("/mcp"), McpTransport::StreamableHttp);
     let err = c.call("echo", &json!({})).unwrap_err();
     assert!(matches!(err, ToolError::Unavailable(_)), "{err:?}");
     assert!(err.message().contains("not JSON"), "{err}");
     assert_eq!(c.status(), Status::Disconnected);
-    assert!(c.health_details()["last_error"].as_str().unwrap().contains("not JSON"));
+    assert!(
+        c.health_details()["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not JSON")
+    );
 }
 
 #[test]
@@ -468,7 +544,10 @@ fn credentials_are_asked_for_and_never_shown() {
     let fake = Fake::start(|_| {
         http(
             401,
-            &[("content-type", "application/json"), ("www-authenticate", "Bearer")],
+            &[
+                ("content-type", "application/json"),
+                ("www-authenticate", "Bearer"),
+            ],
             br#"{"error":"unauthorized"}"#,
         )
     });
@@ -479,10 +558,18 @@ fn credentials_are_asked_for_and_never_shown() {
     assert!(err.message().contains("credentials"), "{err}");
     assert!(!err.message().contains("s3cr3t"), "{err}");
     let details = c.health_details().to_string();
-    assert!(!details.contains("s3cr3t") && !details.contains("kv-user"), "{details}");
-    assert!(details.contains(&format!("http://{}/mcp", fake.addr)), "{details}");
+    assert!(
+        !details.contains("s3cr3t") && !details.contains("kv-user"),
+        "{details}"
+    );
+    assert!(
+        details.contains(&format!("http://{}/mcp", fake.addr)),
+        "{details}"
+    );
     // The credentials went to the server as Basic auth.
-    let auth = fake.requests()[0].header("authorization").map(str::to_string);
+    let auth = fake.requests()[0]
+        .header("authorization")
+        .map(str::to_string);
     assert_eq!(auth.as_deref(), Some("Basic a3YtdXNlcjpzM2NyM3QtcHc="));
 }
 
@@ -494,9 +581,15 @@ fn simple_server() -> Fake {
         ("POST", "/tools/execute") => {
             let body = req.json();
             match body["name"].as_str().unwrap_or("") {
-                "list_repositories" => json_reply(200, &json!({"result": [{"name": "alpha", "doc_count": 2}]})),
-                "get_documentation" => json_reply(200, &json!({"error": "Repository not found: nope"})),
-                "search_documentation" => json_reply(500, &json!({"detail": "search index unavailable"})),
+                "list_repositories" => {
+                    json_reply(200, &json!({"result": [{"name": "alpha", "doc_count": 2}]}))
+                }
+                "get_documentation" => {
+                    json_reply(200, &json!({"error": "Repository not found: nope"}))
+                }
+                "search_documentation" => {
+                    json_reply(500, &json!({"detail": "search index unavailable"}))
+                }
                 "list_repo_docs" => http(500, &[("content-type", "text/html")], b"<h1>oops</h1>"),
                 _ => json_reply(200, &json!({"result": body["arguments"]})),
             }
@@ -514,7 +607,10 @@ fn simple_http_form_is_detected_and_used() {
     assert_eq!(c.health_details()["transport"], "simple-http");
     // Auto tried the MCP handshake first.
     let first = &fake.requests()[0];
-    assert_eq!((first.method.as_str(), first.rpc_method().as_deref()), ("POST", Some("initialize")));
+    assert_eq!(
+        (first.method.as_str(), first.rpc_method().as_deref()),
+        ("POST", Some("initialize"))
+    );
 
     assert_eq!(c.tools().unwrap(), documentation_tools());
     assert_eq!(
@@ -522,12 +618,20 @@ fn simple_http_form_is_detected_and_used() {
         json!([{"name": "alpha", "doc_count": 2}])
     );
     assert_eq!(
-        c.call("echo", &json!({"repo": "a b", "path": "x/y.md"})).unwrap(),
+        c.call("echo", &json!({"repo": "a b", "path": "x/y.md"}))
+            .unwrap(),
         json!({"repo": "a b", "path": "x/y.md"})
     );
-    let exec = fake.requests().into_iter().find(|r| r.path == "/tools/execute").unwrap();
+    let exec = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/tools/execute")
+        .unwrap();
     assert_eq!(exec.header("content-type"), Some("application/json"));
-    assert_eq!(exec.json(), json!({"name": "list_repositories", "arguments": {}}));
+    assert_eq!(
+        exec.json(),
+        json!({"name": "list_repositories", "arguments": {}})
+    );
 
     assert_eq!(
         c.call("get_documentation", &json!({})),
@@ -538,7 +642,10 @@ fn simple_http_form_is_detected_and_used() {
         Err(ToolError::Failed("search index unavailable".into()))
     );
     let err = c.call("list_repo_docs", &json!({"repo": "a"})).unwrap_err();
-    assert!(matches!(err, ToolError::Failed(_)) && err.message().contains("HTTP 500"), "{err:?}");
+    assert!(
+        matches!(err, ToolError::Failed(_)) && err.message().contains("HTTP 500"),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -558,16 +665,23 @@ fn simple_http_server_going_away_and_coming_back() {
     connected(&c);
     fake.stop();
     assert!(wait_for(5 * SECOND, || c.status() == Status::Disconnected).is_some());
-    assert!(matches!(c.call("list_repositories", &json!({})), Err(ToolError::Unavailable(_))));
-    let _back = Fake::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), |req| {
-        match req.path.as_str() {
+    assert!(matches!(
+        c.call("list_repositories", &json!({})),
+        Err(ToolError::Unavailable(_))
+    ));
+    let _back = Fake::start_on(
+        TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        |req| match req.path.as_str() {
             "/health" => json_reply(200, &json!({})),
             "/tools/execute" => json_reply(200, &json!({"result": "again"})),
             _ => json_reply(405, &json!({"detail": "Method Not Allowed"})),
-        }
-    });
+        },
+    );
     assert!(wait_for(5 * SECOND, || c.status() == Status::Connected).is_some());
-    assert_eq!(c.call("list_repositories", &json!({})).unwrap(), json!("again"));
+    assert_eq!(
+        c.call("list_repositories", &json!({})).unwrap(),
+        json!("again")
+    );
 }
 
 #[test]
@@ -589,7 +703,11 @@ fn the_monitor_thread_ends_when_the_client_is_dropped() {
     std::thread::sleep(Duration::from_millis(300));
     let pings = server.fake.rpc_count("ping");
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(server.fake.rpc_count("ping"), pings, "pings after the client was dropped");
+    assert_eq!(
+        server.fake.rpc_count("ping"),
+        pings,
+        "pings after the client was dropped"
+    );
 }
 
 // ----- interop with the real server-everything (npm) ------------------------------
@@ -645,12 +763,16 @@ fn interop_server_everything_streamable_http() {
     assert_eq!(c.health_details()["transport"], "streamable-http");
     let tools = c.tools().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-    assert!(names.contains(&"echo") && names.contains(&"get-sum"), "{names:?}");
+    assert!(
+        names.contains(&"echo") && names.contains(&"get-sum"),
+        "{names:?}"
+    );
     let echo = tools.iter().find(|t| t.name == "echo").unwrap();
     assert_eq!(echo.input_schema["required"], json!(["message"]));
 
     assert_eq!(
-        c.call("echo", &json!({"message": "hello from knowledge-vault"})).unwrap(),
+        c.call("echo", &json!({"message": "hello from knowledge-vault"}))
+            .unwrap(),
         json!("Echo: hello from knowledge-vault")
     );
     assert_eq!(

@@ -277,7 +277,10 @@ impl McpClient {
                     .is_some_and(|t| t.elapsed() < RECONNECT_THROTTLE)
             {
                 let why = st.last_error.clone().unwrap_or_default();
-                return Err(format!("MCP server {} unavailable: {why}", self.display_url));
+                return Err(format!(
+                    "MCP server {} unavailable: {why}",
+                    self.display_url
+                ));
             }
         }
         match self.detect() {
@@ -349,7 +352,10 @@ impl McpClient {
             McpTransport::Auto => match self.handshake() {
                 Ok(s) => Ok(Conn::Mcp(s)),
                 Err(Failure::NotMcp(why)) => {
-                    match self.simple.health(&self.agent, self.timeout.min(PROBE_TIMEOUT)) {
+                    match self
+                        .simple
+                        .health(&self.agent, self.timeout.min(PROBE_TIMEOUT))
+                    {
                         Ok(()) => Ok(Conn::Simple),
                         Err(f) => Err(Failure::NotMcp(format!(
                             "neither an MCP endpoint (initialize: {why}) nor a simple tool server ({})",
@@ -416,7 +422,8 @@ impl McpClient {
             "clientInfo": {"name": "knowledge-vault", "version": env!("CARGO_PKG_VERSION")},
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (result, session_id) = self.post_request(None, id, "initialize", Some(&params), None)?;
+        let (result, session_id) =
+            self.post_request(None, id, "initialize", Some(&params), None)?;
         let version = result
             .get("protocolVersion")
             .and_then(Value::as_str)
@@ -518,7 +525,9 @@ impl McpClient {
                 .map(str::to_string)
         };
         let session_id = header("mcp-session-id");
-        let content_type = header("content-type").unwrap_or_default().to_ascii_lowercase();
+        let content_type = header("content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let location = header("location");
         let had_session = session.is_some_and(|s| s.id.is_some());
 
@@ -732,9 +741,9 @@ pub(crate) fn classify(e: ureq::Error, what: &str, timeout: Duration) -> Failure
         e @ (ureq::Error::Tls(_) | ureq::Error::Rustls(_)) => {
             Failure::Unreachable(format!("{what}: TLS: {e}"))
         }
-        ureq::Error::BodyExceedsLimit(n) => Failure::Protocol(format!(
-            "{what}: the answer is larger than {n} bytes"
-        )),
+        ureq::Error::BodyExceedsLimit(n) => {
+            Failure::Protocol(format!("{what}: the answer is larger than {n} bytes"))
+        }
         other => Failure::Protocol(format!("{what}: {other}")),
     }
 }
@@ -766,7 +775,11 @@ pub(crate) fn snippet(bytes: &[u8]) -> String {
     }
 }
 
-fn read_body(resp: Response<ureq::Body>, what: &str, timeout: Duration) -> Result<Vec<u8>, Failure> {
+fn read_body(
+    resp: Response<ureq::Body>,
+    what: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, Failure> {
     resp.into_body()
         .with_config()
         .limit(MAX_BODY)
@@ -800,7 +813,11 @@ fn http_failure(
     match status {
         401 | 403 => Failure::Auth(format!("{method}: HTTP {status}: {detail}")),
         404 if had_session => Failure::SessionExpired(format!("{method}: HTTP 404: {detail}")),
-        400 if had_session && String::from_utf8_lossy(body).to_ascii_lowercase().contains("session") => {
+        400 if had_session
+            && String::from_utf8_lossy(body)
+                .to_ascii_lowercase()
+                .contains("session") =>
+        {
             Failure::SessionExpired(format!("{method}: HTTP 400: {detail}"))
         }
         300..=399 => Failure::Protocol(format!(
@@ -808,9 +825,7 @@ fn http_failure(
             location.unwrap_or("(no Location)")
         )),
         400..=499 if is_rpc => Failure::Rpc(format!("{method}: HTTP {status}: {detail}")),
-        400 | 404 | 405 | 415 => {
-            Failure::NotMcp(format!("{method}: HTTP {status}: {detail}"))
-        }
+        400 | 404 | 405 | 415 => Failure::NotMcp(format!("{method}: HTTP {status}: {detail}")),
         202 | 204 => Failure::NotMcp(format!(
             "{method}: HTTP {status} without a response (a legacy HTTP+SSE server? this client speaks Streamable HTTP)"
         )),
@@ -994,10 +1009,14 @@ pub(crate) fn tool_result_value(mut result: Value) -> Result<Value, Failure> {
             .get_mut("content")
             .map(Value::take)
             .unwrap_or(Value::Null)),
-        1 => Ok(parse_or_string(texts.into_iter().next().unwrap_or_default())),
+        1 => Ok(parse_or_string(
+            texts.into_iter().next().unwrap_or_default(),
+        )),
         _ => {
-            let parsed: Result<Vec<Value>, _> =
-                texts.iter().map(|t| serde_json::from_str::<Value>(t)).collect();
+            let parsed: Result<Vec<Value>, _> = texts
+                .iter()
+                .map(|t| serde_json::from_str::<Value>(t))
+                .collect();
             match parsed {
                 Ok(items) => Ok(Value::Array(items)),
                 Err(_) => Ok(Value::String(texts.join("\n"))),
@@ -1010,7 +1029,11 @@ pub(crate) fn tool_result_value(mut result: Value) -> Result<Value, Failure> {
 fn block_text(block: &Value) -> Option<String> {
     match block.get("type")?.as_str()? {
         "text" => block.get("text")?.as_str().map(str::to_string),
-        "resource" => block.get("resource")?.get("text")?.as_str().map(str::to_string),
+        "resource" => block
+            .get("resource")?
+            .get("text")?
+            .as_str()
+            .map(str::to_string),
         _ => None,
     }
 }
@@ -1051,8 +1074,14 @@ mod tests {
 
     #[test]
     fn text_blocks_become_json_where_they_parse() {
-        assert_eq!(ok(json!({"content": [{"type": "text", "text": "[1,2]"}]})), json!([1, 2]));
-        assert_eq!(ok(json!({"content": [{"type": "text", "text": "Echo: hi"}]})), json!("Echo: hi"));
+        assert_eq!(
+            ok(json!({"content": [{"type": "text", "text": "[1,2]"}]})),
+            json!([1, 2])
+        );
+        assert_eq!(
+            ok(json!({"content": [{"type": "text", "text": "Echo: hi"}]})),
+            json!("Echo: hi")
+        );
         let two = json!({"content": [{"type": "text", "text": "{\"a\":1}"}, {"type": "text", "text": "{\"b\":2}"}]});
         assert_eq!(ok(two), json!([{"a": 1}, {"b": 2}]));
         let mixed = json!({"content": [{"type": "text", "text": "one"}, {"type": "image", "data": "x"}, {"type": "text", "text": "two"}]});
@@ -1072,17 +1101,32 @@ mod tests {
     fn userinfo_is_split_off() {
         assert_eq!(
             split_userinfo("https://u:p%40ss@host:8/mcp?x=a@b"),
-            ("https://host:8/mcp?x=a@b".to_string(), Some("u:p%40ss@".to_string()))
+            (
+                "https://host:8/mcp?x=a@b".to_string(),
+                Some("u:p%40ss@".to_string())
+            )
         );
-        assert_eq!(split_userinfo("http://h/mcp"), ("http://h/mcp".to_string(), None));
+        assert_eq!(
+            split_userinfo("http://h/mcp"),
+            ("http://h/mcp".to_string(), None)
+        );
     }
 
     #[test]
     fn json_replies_are_matched_by_id() {
         let body = br#"{"jsonrpc":"2.0","id":7,"result":{"x":1}}"#;
         assert_eq!(parse_json_reply(body, 7, "m").unwrap()["result"]["x"], 1);
-        assert!(matches!(parse_json_reply(body, 8, "m"), Err(Failure::Protocol(_))));
-        assert!(matches!(parse_json_reply(b"<html>", 1, "m"), Err(Failure::NotMcp(_))));
-        assert!(matches!(parse_json_reply(br#"{"detail":"Not Found"}"#, 1, "m"), Err(Failure::NotMcp(_))));
+        assert!(matches!(
+            parse_json_reply(body, 8, "m"),
+            Err(Failure::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_json_reply(b"<html>", 1, "m"),
+            Err(Failure::NotMcp(_))
+        ));
+        assert!(matches!(
+            parse_json_reply(br#"{"detail":"Not Found"}"#, 1, "m"),
+            Err(Failure::NotMcp(_))
+        ));
     }
 }

@@ -149,9 +149,15 @@ mod tests {
 
     #[test]
     fn error_messages_are_carried_in_any_shape() {
-        assert_eq!(message_text(json!("Repository not found")), "Repository not found");
+        assert_eq!(
+            message_text(json!("Repository not found")),
+            "Repository not found"
+        );
         assert_eq!(message_text(json!({"message": "boom", "code": 3})), "boom");
-        assert_eq!(message_text(json!([{"msg": "field required"}])), r#"[{"msg":"field required"}]"#);
+        assert_eq!(
+            message_text(json!([{"msg": "field required"}])),
+            r#"[{"msg":"field required"}]"#
+        );
     }
 
     #[test]

@@ -133,7 +133,12 @@ impl Drop for Fake {
     }
 }
 
-fn serve(mut stream: TcpStream, stop: Arc<AtomicBool>, log: Arc<Mutex<Vec<Req>>>, handler: Arc<Handler>) {
+fn serve(
+    mut stream: TcpStream,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<Req>>>,
+    handler: Arc<Handler>,
+) {
     stream
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
@@ -269,6 +274,9 @@ pub fn json_reply(status: u16, body: &Value) -> Reply {
 
 // ----- a scripted MCP server ------------------------------------------------------------
 
+/// `tools/call` (name, arguments) → the `CallToolResult`, or a whole reply.
+pub type CallFn = dyn Fn(&str, &Value) -> Result<Value, Reply> + Send + Sync;
+
 /// How the fake MCP server answers.
 pub struct McpBehaviour {
     /// Answer requests as SSE streams (TS SDK style: a priming event with an
@@ -282,7 +290,7 @@ pub struct McpBehaviour {
     /// Unknown sessions get this: 404 (spec, Python SDK) or 400 (server-everything).
     pub unknown_session_status: u16,
     /// `tools/call` → the `CallToolResult`, or a whole reply to send instead.
-    pub call: Box<dyn Fn(&str, &Value) -> Result<Value, Reply> + Send + Sync>,
+    pub call: Box<CallFn>,
 }
 
 impl Default for McpBehaviour {
@@ -362,7 +370,10 @@ fn mcp_handle(st: &McpState, req: &Req) -> Reply {
     if method == "initialize" {
         let sid = format!("session-{}", st.next_session.fetch_add(1, Ordering::SeqCst));
         st.sessions.lock().unwrap().insert(sid.clone());
-        let offered = msg["params"]["protocolVersion"].as_str().unwrap_or("").to_string();
+        let offered = msg["params"]["protocolVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let version = b.version.clone().unwrap_or(offered);
         let result = json!({"protocolVersion": version,
             "capabilities": {"tools": {"listChanged": true}},
@@ -424,7 +435,8 @@ fn answer(b: &McpBehaviour, message: &Value, sid: &str) -> Reply {
         let priming = "id: prime-1\ndata: \n\n".to_string();
         let note = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"working\"}}\n\n".to_string();
         let server_request = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"method\":\"roots/list\"}\n\n".to_string();
-        let other = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":999999,\"result\":{}}\n\n".to_string();
+        let other = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":999999,\"result\":{}}\n\n"
+            .to_string();
         let response = format!("event: message\nid: ev-2\ndata: {message}\n\n");
         chunked(
             200,
@@ -438,7 +450,10 @@ fn answer(b: &McpBehaviour, message: &Value, sid: &str) -> Reply {
     } else {
         http(
             200,
-            &[("content-type", "application/json"), ("mcp-session-id", sid)],
+            &[
+                ("content-type", "application/json"),
+                ("mcp-session-id", sid),
+            ],
             message.to_string().as_bytes(),
         )
     }
