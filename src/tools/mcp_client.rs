@@ -183,7 +183,11 @@ impl McpClient {
             userinfo,
             mode: transport,
             timeout,
-            agent: Agent::new_with_config(config),
+            agent: Agent::with_parts(
+                config,
+                ureq::unversioned::transport::DefaultConnector::new(),
+                CachingResolver::default(),
+            ),
             simple: SimpleHttp::new(url),
             state: Mutex::new(State {
                 conn: None,
@@ -710,6 +714,52 @@ fn monitor(
             Status::Connected => intervals.connected,
             Status::Disconnected => intervals.disconnected,
         };
+    }
+}
+
+/// Remembers the server's addresses for a while. ureq resolves the host on
+/// every request, even one that reuses a pooled connection, and with a timeout
+/// set it does so on a freshly spawned thread: at thousands of calls a second
+/// that thread churn, not the HTTP exchange, would be the cost.
+#[derive(Debug, Default)]
+struct CachingResolver {
+    cached: Mutex<
+        Option<(
+            String,
+            Instant,
+            ureq::unversioned::resolver::ResolvedSocketAddrs,
+        )>,
+    >,
+}
+
+const RESOLVE_TTL: Duration = Duration::from_secs(30);
+
+impl ureq::unversioned::resolver::Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let key = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let scheme = uri.scheme_str().unwrap_or_default();
+        {
+            let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((k, at, addrs)) = &*cached {
+                if k.len() == scheme.len() + key.len()
+                    && k.starts_with(scheme)
+                    && k.ends_with(key)
+                    && at.elapsed() < RESOLVE_TTL
+                {
+                    return Ok(addrs.clone());
+                }
+            }
+        }
+        let addrs = ureq::unversioned::resolver::DefaultResolver::default()
+            .resolve(uri, config, timeout)?;
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((format!("{scheme}{key}"), Instant::now(), addrs.clone()));
+        Ok(addrs)
     }
 }
 
