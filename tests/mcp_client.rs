@@ -691,6 +691,7 @@ fn neither_form_is_a_clear_error() {
     let err = c.call("x", &json!({})).unwrap_err();
     assert!(err.message().contains("neither an MCP endpoint"), "{err}");
     assert!(err.message().contains("/health"), "{err}");
+    assert_eq!(err.message().matches("unavailable").count(), 1, "{err}");
 }
 
 #[test]

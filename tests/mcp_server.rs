@@ -908,8 +908,10 @@ fn interop_python_sdk_streamable_http() {
             .env("PORT", port.to_string())
             .env("HOST", "127.0.0.1")
             .env("DOCS_DIR", &docs)
-            .env_remove("MCP_SERVER_URL")
-            .env_remove("ANTHROPIC_API_KEY")
+            // Empty counts as unset, and wins over any .env file.
+            .env("MCP_SERVER_URL", "")
+            .env("ANTHROPIC_API_KEY", "")
+            .current_dir(&docs)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -941,7 +943,9 @@ fn interop_python_sdk_stdio() {
         .arg(env!("CARGO_BIN_EXE_knowledge-vault"))
         .arg("mcp")
         .env("DOCS_DIR", &docs)
-        .env_remove("MCP_SERVER_URL")
+        .env("MCP_SERVER_URL", "")
+        .env("ANTHROPIC_API_KEY", "")
+        .current_dir(&docs)
         .output()
         .unwrap();
     check_sdk_report(out);

@@ -240,17 +240,29 @@ impl McpClient {
         m
     }
 
-    fn to_tool_error(&self, f: Failure) -> ToolError {
+    /// Why the server cannot be used, credentials scrubbed; for `/health`
+    /// (`last_error`) and error messages.
+    fn reason(&self, f: &Failure) -> String {
         let m = self.scrub(f.message().to_string());
+        match f {
+            Failure::Auth(_) => format!(
+                "it refused our credentials ({m}); put valid ones in MCP_SERVER_URL (https://user:password@host/...)"
+            ),
+            _ => m,
+        }
+    }
+
+    fn unavailable(&self, reason: &str) -> String {
+        format!("MCP server {} unavailable: {reason}", self.display_url)
+    }
+
+    fn to_tool_error(&self, f: Failure) -> ToolError {
+        let m = self.reason(&f);
         match f {
             Failure::Remote(_) => ToolError::from_remote_message(m),
             Failure::Rpc(_) | Failure::Protocol(_) => ToolError::Failed(m),
-            Failure::Auth(_) => ToolError::Unavailable(format!(
-                "the MCP server at {} refused our credentials ({m}); put valid ones in MCP_SERVER_URL (https://user:password@host/...)",
-                self.display_url
-            )),
-            Failure::Unreachable(_) | Failure::NotMcp(_) => {
-                ToolError::Unavailable(format!("MCP server {} unavailable: {m}", self.display_url))
+            Failure::Auth(_) | Failure::Unreachable(_) | Failure::NotMcp(_) => {
+                ToolError::Unavailable(self.unavailable(&m))
             }
             Failure::Timeout(_) | Failure::SessionExpired(_) => ToolError::Unavailable(m),
         }
@@ -280,11 +292,7 @@ impl McpClient {
                     .last_failed_attempt
                     .is_some_and(|t| t.elapsed() < RECONNECT_THROTTLE)
             {
-                let why = st.last_error.clone().unwrap_or_default();
-                return Err(format!(
-                    "MCP server {} unavailable: {why}",
-                    self.display_url
-                ));
+                return Err(self.unavailable(st.last_error.as_deref().unwrap_or_default()));
             }
         }
         match self.detect() {
@@ -309,19 +317,15 @@ impl McpClient {
                 Ok(conn)
             }
             Err(f) => {
-                let message = self.scrub(f.message().to_string());
+                let reason = self.reason(&f);
                 let mut st = self.state();
-                if st.last_error.as_deref() != Some(message.as_str()) {
-                    log::warn!("MCP server {} unavailable: {message}", self.display_url);
+                if st.last_error.as_deref() != Some(reason.as_str()) {
+                    log::warn!("{}", self.unavailable(&reason));
                 }
-                st.last_error = Some(message.clone());
+                st.last_error = Some(reason.clone());
                 st.last_failed_attempt = Some(Instant::now());
                 self.connected.store(false, Ordering::Release);
-                Err(format!(
-                    "MCP server {} unavailable: {}",
-                    self.display_url,
-                    self.to_tool_error(f).message()
-                ))
+                Err(self.unavailable(&reason))
             }
         }
     }
@@ -339,9 +343,9 @@ impl McpClient {
             log::info!("MCP session expired ({m}); initializing again");
             return;
         }
-        let message = self.scrub(why.message().to_string());
-        log::warn!("MCP server {} lost: {message}", self.display_url);
-        st.last_error = Some(message);
+        let reason = self.reason(why);
+        log::warn!("MCP server {} lost: {reason}", self.display_url);
+        st.last_error = Some(reason);
         self.connected.store(false, Ordering::Release);
     }
 
@@ -848,12 +852,14 @@ fn http_failure(
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let rpc_message = parsed.as_ref().and_then(|v| {
         let e = v.get("error")?;
-        Some(
-            e.get("message")
+        Some(match e {
+            Value::String(s) => s.clone(),
+            _ => e
+                .get("message")
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| e.to_string()),
-        )
+        })
     });
     let is_rpc = rpc_message.is_some()
         && parsed
