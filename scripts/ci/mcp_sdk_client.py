@@ -16,10 +16,14 @@ Exits non-zero, with the reason on stderr, if anything is off. Used by the Rust 
 import asyncio
 import importlib.metadata
 import json
+import os
 import re
 import sys
 
 import mcp
+
+# The SDK starts a stdio server with a minimal environment; these are passed on.
+PASSED_ENV = ("DOCS_DIR", "MCP_SERVER_URL", "ANTHROPIC_API_KEY", "LOG_LEVEL", "CACHE_DIR", "DOCS_REFRESH_SECS")
 
 EXPECTED_TOOLS = {"list_repositories", "list_repo_docs", "get_documentation", "search_documentation"}
 
@@ -115,6 +119,10 @@ async def exercise(session, protocol_version, server_info):
     }
 
 
+def passed_env():
+    return {k: v for k, v in os.environ.items() if k in PASSED_ENV}
+
+
 def server_info_dict(info):
     if info is None:
         return None
@@ -140,7 +148,7 @@ async def run_v1(kind, args):
                 return await exercise(session, init.protocolVersion, server_info_dict(init.serverInfo))
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(command=args[0], args=args[1:])
+    params = StdioServerParameters(command=args[0], args=args[1:], env=passed_env())
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
             init = await session.initialize()
@@ -157,7 +165,7 @@ async def main(argv):
         else:
             from mcp.client.stdio import StdioServerParameters
 
-            target = StdioServerParameters(command=args[0], args=args[1:])
+            target = StdioServerParameters(command=args[0], args=args[1:], env=passed_env())
         report = await run_v2(target)
     else:
         report = await run_v1(kind, args)
