@@ -172,10 +172,18 @@ async def main(argv):
     print(json.dumps(report, ensure_ascii=False))
 
 
+def leaves(e):
+    """The innermost exceptions of a (possibly nested) exception group."""
+    inner = getattr(e, "exceptions", None)
+    if not inner:
+        return [e]
+    return [leaf for x in inner for leaf in leaves(x)]
+
+
 if __name__ == "__main__":
     try:
         asyncio.run(asyncio.wait_for(main(sys.argv[1:]), timeout=60))
     except SystemExit:
         raise
     except BaseException as e:  # noqa: BLE001 - report anything, including ExceptionGroups
-        fail(f"{type(e).__name__}: {e}")
+        fail("; ".join(f"{type(x).__name__}: {x}" for x in leaves(e)))
