@@ -47,7 +47,7 @@ impl App {
                 connect_timeout: Duration::from_secs(10),
             })
         });
-        let mcp_server = McpServer::new(tools.clone(), config.cors_origins.clone(), config.port);
+        let mcp_server = McpServer::new(tools.clone(), &config);
         Arc::new(App {
             conversations: Conversations::new(
                 config.max_conversations,
