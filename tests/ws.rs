@@ -464,6 +464,13 @@ fn bad_frames_get_errors_and_the_socket_stays_usable() {
         Message::text("{\"type\": \"message\", \"content\": \"   \"}"),
         Message::text("{\"type\": \"message\", \"content\": 42}"),
         Message::binary(vec![1u8, 2, 3]),
+        // Deep nesting must be refused by the parser, not overflow a stack.
+        Message::text("[".repeat(100_000)),
+        Message::text(format!(
+            "{{\"type\": \"message\", \"content\": {}1{}}}",
+            "[".repeat(5000),
+            "]".repeat(5000)
+        )),
     ];
     for frame in bad {
         ws.sock.send(frame.clone()).unwrap();
