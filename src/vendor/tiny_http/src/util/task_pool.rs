@@ -69,7 +69,12 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // PATCH(knowledge-vault): a waiting thread that was already woken for
+        // a queued task is still counted as waiting until it takes it, so
+        // `== 0` could queue a new connection with no thread left to run it
+        // (it then waited for some keep-alive connection to close). A thread
+        // is free only if there are more waiters than queued tasks.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
