@@ -5,6 +5,7 @@
 //! STUB: to be written (issue 4). Public API the rest of the program uses:
 //! `DocsProvider::start(&Config) -> Arc<DocsProvider>` and `impl ToolProvider`.
 
+pub mod github;
 pub mod source;
 
 use crate::config::Config;
