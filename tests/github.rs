@@ -484,6 +484,28 @@ fn enterprise_server_api_prefix() {
     assert!(gh.records().iter().all(|r| r.url.starts_with("/api/v3/")));
 }
 
+#[test]
+fn progress_lines_during_a_long_sync() {
+    let mut state = FakeState::new("acme16");
+    for i in 0..12 {
+        state = state.repo(FakeRepo::new(&format!("r{i:02}")).file("README.md", &format!("{i}")));
+    }
+    let (url, _gh) = FakeGithub::start(state);
+    let cache = TempDir::new("progress");
+    let src = source(&url, "acme16", "t", cache.path(), &[]);
+    assert_eq!(docs(&first_sync(&src)).len(), 12);
+    let lines = logs("github:acme16");
+    let progress = lines
+        .iter()
+        .find(|l| l.contains("10/12 repositories"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(progress.contains("requests so far") && progress.contains("rate limit"));
+    let done = lines
+        .iter()
+        .find(|l| l.contains("synced 12 repositories, 12 documents"));
+    assert!(done.is_some_and(|l| l.contains("25 requests")), "{lines:?}");
+}
+
 // ---- rate limits and faults ----------------------------------------------
 
 #[test]
@@ -592,6 +614,7 @@ fn a_bad_token_stops_the_sync_with_one_clear_error() {
     assert_eq!(src.refresh().unwrap(), Some(vec![]));
     assert_eq!(gh.records().len(), 1, "no retries, no /users fallback");
     let h = src.health();
+    assert_eq!(h["requests_last_sync"], 1);
     let err = h["last_error"].as_str().unwrap();
     assert!(err.contains("401") && err.contains("GITHUB_TOKEN"), "{err}");
     assert!(!h.to_string().contains("WRONGsecret"));

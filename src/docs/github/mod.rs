@@ -149,9 +149,12 @@ impl GithubSource {
     }
 
     /// The full sync; `Ok(None)` when what would be served did not change.
-    fn sync(&self, work: &mut Work) -> Result<Option<Vec<RepoSnapshot>>, String> {
+    fn sync(
+        &self,
+        work: &mut Work,
+        first_request: u64,
+    ) -> Result<Option<Vec<RepoSnapshot>>, String> {
         let started = Instant::now();
-        let first_request = self.api.begin();
         let (owner_kind, pages) = self.list_repositories(&work.state)?;
         let selected = self.select(&pages);
         let progress = Progress::new(selected.len());
@@ -569,7 +572,8 @@ impl GithubSource {
                 Ok(bytes) => {
                     texts.insert(sha, bytes);
                 }
-                Err(ApiError::Aborted) => {}
+                // A 401 is reported once, by `check_stopped`.
+                Err(ApiError::Aborted | ApiError::Unauthorized(_)) => {}
                 Err(e) => {
                     log::warn!("{}: {full_name}: blob {sha}: {e}", self.label());
                     errors.push(format!("{full_name}: blob {sha}: {e}"));
@@ -659,7 +663,8 @@ impl Source for GithubSource {
             }
         }
         lock(&self.status).syncing = true;
-        let result = self.sync(&mut work);
+        let first_request = self.api.begin();
+        let result = self.sync(&mut work, first_request);
         let mut st = lock(&self.status);
         st.syncing = false;
         match result {
@@ -667,7 +672,7 @@ impl Source for GithubSource {
             Err(e) => {
                 log::error!("{}: {e}", self.label());
                 st.last_error = Some(e.clone());
-                st.requests_last_sync = self.api.requests();
+                st.requests_last_sync = self.api.requests() - first_request;
                 if work.served.is_some() {
                     return Err(e);
                 }
