@@ -1,19 +1,37 @@
-//! A fake GitHub REST API on tiny_http for offline tests: the shapes and
+//! A fake GitHub REST API for offline tests: the shapes and
 //! headers GitHub sends (repository lists with `Link` pagination through
 //! `/organizations/{id}/repos`, git trees with `truncated`, base64 blobs
 //! wrapped at 60 characters, weak ETags with 304s that cost no quota,
 //! `x-ratelimit-*` headers, JSON error bodies), configurable per test,
 //! recording every request. Start with [`FakeGithub::start`]; mutate the
 //! organization between syncs with [`FakeGithub::with`].
+//!
+//! HTTP/1.1 with keep-alive on `std::net::TcpListener`, one thread per
+//! connection. Not tiny_http: its 0.12 TaskPool can lose the wake-up for a
+//! connection that arrives while another is being handed to a thread, and
+//! the new connection then waits until some keep-alive connection ends (seen
+//! as 120 s client timeouts); it also drops a `Connection: close` response
+//! header, so the fake could not end connections to avoid it.
 #![allow(dead_code)]
 
 use knowledge_vault::docs::github::git_blob_sha;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
-use tiny_http::{Header, Response, Server};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A response header.
+type Header = (String, String);
+
+/// A request as read from the socket.
+struct Incoming {
+    target: String,
+    headers: Vec<Header>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -198,7 +216,8 @@ impl FakeState {
 
 pub struct FakeGithub {
     state: Arc<Mutex<FakeState>>,
-    server: Arc<Server>,
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
     thread: Option<JoinHandle<()>>,
     /// The API base URL (with the prefix).
     pub url: String,
@@ -208,9 +227,9 @@ impl FakeGithub {
     /// Starts on 127.0.0.1 port 0; returns the API base URL and the handle
     /// (the server stops when the handle is dropped).
     pub fn start(mut state: FakeState) -> (String, FakeGithub) {
-        let server = Arc::new(Server::http("127.0.0.1:0").expect("bind fake GitHub"));
-        let port = server.server_addr().to_ip().expect("ip address").port();
-        state.base = format!("http://127.0.0.1:{port}");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake GitHub");
+        let addr = listener.local_addr().unwrap();
+        state.base = format!("http://127.0.0.1:{}", addr.port());
         for (i, r) in state.repos.iter_mut().enumerate() {
             if r.id == 0 {
                 r.id = 1000 + i as u64;
@@ -218,18 +237,24 @@ impl FakeGithub {
         }
         let url = format!("{}{}", state.base, state.prefix);
         let state = Arc::new(Mutex::new(state));
-        let (s, srv) = (state.clone(), server.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, halt) = (state.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
-            for request in srv.incoming_requests() {
-                let reply = handle(&s, &request);
-                let _ = request.respond(reply);
+            for stream in listener.incoming() {
+                if halt.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || serve(stream, &s));
             }
         });
         (
             url.clone(),
             FakeGithub {
                 state,
-                server,
+                stop,
+                addr,
                 thread: Some(thread),
                 url,
             },
@@ -271,14 +296,103 @@ impl FakeGithub {
 
 impl Drop for FakeGithub {
     fn drop(&mut self) {
-        self.server.unblock();
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-type Reply200 = Response<std::io::Cursor<Vec<u8>>>;
+/// One connection: requests in turn until the client closes it (or is
+/// idle for 10 s).
+fn serve(stream: TcpStream, state: &Mutex<FakeState>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(_method), Some(target)) = (parts.next(), parts.next()) else {
+            return;
+        };
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            match reader.read_line(&mut h) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let incoming = Incoming {
+            target: target.to_string(),
+            headers,
+        };
+        let length: u64 = request_header(&incoming, "content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if length > 0
+            && std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink()).is_err()
+        {
+            return;
+        }
+        let (status, headers, body) = handle(state, &incoming);
+        let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+        for (k, v) in &headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if status != 304 {
+            out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        out.push_str("\r\n");
+        let mut bytes = out.into_bytes();
+        if status != 304 {
+            bytes.extend_from_slice(&body);
+        }
+        if writer
+            .write_all(&bytes)
+            .and_then(|_| writer.flush())
+            .is_err()
+        {
+            return;
+        }
+        let close = request_header(&incoming, "connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if close {
+            return;
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        304 => "Not Modified",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        _ => "Unknown",
+    }
+}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -288,15 +402,15 @@ fn now() -> u64 {
 }
 
 fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap()
+    (name.to_string(), value.to_string())
 }
 
-fn request_header(request: &tiny_http::Request, name: &str) -> Option<String> {
+fn request_header(request: &Incoming, name: &str) -> Option<String> {
     request
-        .headers()
+        .headers
         .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str().to_string())
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
 }
 
 fn json_error(status: u16, message: &str, doc: &str) -> (u16, Vec<u8>, Vec<Header>) {
@@ -308,9 +422,9 @@ fn json_error(status: u16, message: &str, doc: &str) -> (u16, Vec<u8>, Vec<Heade
     (status, body.to_string().into_bytes(), Vec::new())
 }
 
-fn handle(state: &Mutex<FakeState>, request: &tiny_http::Request) -> Reply200 {
+fn handle(state: &Mutex<FakeState>, request: &Incoming) -> (u16, Vec<Header>, Vec<u8>) {
     let mut s = state.lock().unwrap();
-    let raw = request.url().to_string();
+    let raw = request.target.clone();
     let (path, query) = raw.split_once('?').unwrap_or((raw.as_str(), ""));
     let path = path
         .strip_prefix(s.prefix.as_str())
@@ -385,7 +499,9 @@ fn handle(state: &Mutex<FakeState>, request: &tiny_http::Request) -> Reply200 {
     };
 
     let mut status = status;
-    let is_json = !headers.iter().any(|h| h.field.equiv("Content-Type"));
+    let is_json = !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("Content-Type"));
     if (200..300).contains(&status) {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         body.hash(&mut h);
@@ -411,12 +527,12 @@ fn handle(state: &Mutex<FakeState>, request: &tiny_http::Request) -> Reply200 {
     });
     drop(s);
 
-    let body = if status == 304 { Vec::new() } else { body };
-    let mut response = Response::from_data(body).with_status_code(status);
+    let mut out = Vec::new();
     if is_json {
-        response.add_header(header("Content-Type", "application/json; charset=utf-8"));
+        out.push(header("Content-Type", "application/json; charset=utf-8"));
     }
-    for h in [
+    out.extend([
+        header("Server", "github.com"),
         header("X-GitHub-Media-Type", "github.v3; format=json"),
         header("X-GitHub-Api-Version-Selected", "2022-11-28"),
         header("x-ratelimit-limit", &limit.to_string()),
@@ -425,13 +541,9 @@ fn handle(state: &Mutex<FakeState>, request: &tiny_http::Request) -> Reply200 {
         header("x-ratelimit-used", &(limit - remaining).to_string()),
         header("x-ratelimit-resource", "core"),
         header("X-GitHub-Request-Id", "C0DE:1234:5678:9ABC:DEF0"),
-    ] {
-        response.add_header(h);
-    }
-    for h in headers {
-        response.add_header(h);
-    }
-    response
+    ]);
+    out.extend(headers);
+    (status, out, body)
 }
 
 fn classify(path: &str) -> Kind {

@@ -196,11 +196,10 @@ impl GithubSource {
         };
         let model = model_of(&state);
         let unchanged = matches!(&work.served, Some(s) if s.complete && s.model == model);
-        let (snapshot, fetched) = if unchanged {
-            (None, 0)
+        let snapshot = if unchanged {
+            None
         } else {
             let (texts, missing) = self.cached_texts(&state);
-            let fetched = missing.len();
             let texts = self.fetch_missing(texts, missing, &progress, &mut errors);
             self.check_stopped()?;
             let (snapshot, omitted) = build_snapshot(&state, &texts);
@@ -208,8 +207,9 @@ impl GithubSource {
                 model,
                 complete: omitted == 0,
             });
-            (Some(snapshot), fetched)
+            Some(snapshot)
         };
+        let fetched = progress.files.load(Ordering::SeqCst);
 
         if let Err(e) = self.cache.save_state(&state) {
             log::warn!("{}: {e}", self.label());
