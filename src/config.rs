@@ -76,7 +76,9 @@ pub struct Config {
     /// Rough budget, in characters of JSON, of the history sent to Claude.
     pub history_budget_chars: usize,
 
-    pub docs_dir: PathBuf,
+    /// `DOCS_DIR`; unset means the working directory, unless only a GitHub
+    /// organization is configured.
+    pub docs_dir: Option<PathBuf>,
     pub docs_refresh: Duration,
     pub github: Option<GithubConfig>,
     pub cache_dir: PathBuf,
@@ -252,7 +254,7 @@ impl Config {
             max_history_messages: number("MAX_HISTORY_MESSAGES", 200, 2, 100_000)? as usize,
             history_budget_chars: number("HISTORY_BUDGET_CHARS", 400_000, 1_000, 100_000_000)?
                 as usize,
-            docs_dir: PathBuf::from(string("DOCS_DIR", ".")),
+            docs_dir: get("DOCS_DIR").map(PathBuf::from),
             docs_refresh: Duration::from_secs(number("DOCS_REFRESH_SECS", 60, 1, 86_400)?),
             github,
             cache_dir: PathBuf::from(string("CACHE_DIR", ".kv-cache")),

@@ -81,12 +81,26 @@ fn init_logging(level: log::LevelFilter) {
 
 fn serve(config: Config) -> ExitCode {
     log::info!("knowledge-vault {} starting", env!("CARGO_PKG_VERSION"));
-    match &config.mcp_server_url {
-        Some(_) => log::info!("tools: external MCP server ({:?})", config.mcp_transport),
-        None => log::info!(
-            "tools: built-in documentation provider over {}",
-            config::display_path(&config.docs_dir)
-        ),
+    match (&config.mcp_server_url, &config.docs_dir, &config.github) {
+        (Some(_), _, _) => log::info!("tools: external MCP server ({:?})", config.mcp_transport),
+        (None, dir, gh) => {
+            let dir = dir
+                .as_deref()
+                .or(gh.is_none().then_some(std::path::Path::new(".")));
+            if let Some(dir) = dir {
+                log::info!(
+                    "tools: built-in documentation provider over {}",
+                    config::display_path(dir)
+                );
+            }
+            if let Some(gh) = gh {
+                log::info!(
+                    "tools: built-in documentation provider mirroring GitHub {} via {}",
+                    gh.org,
+                    gh.api_url
+                );
+            }
+        }
     }
     if !config.llm_configured() {
         log::warn!("ANTHROPIC_API_KEY is not set: the chat runs in offline retrieval mode");

@@ -8,6 +8,7 @@
 //! Documents are data only: nothing in their text changes what the provider
 //! does. HTTP, MCP and chat are not this module's business.
 
+pub mod github;
 pub mod index;
 pub mod local;
 pub mod markdown;
@@ -61,9 +62,26 @@ pub struct DocsProvider {
 impl DocsProvider {
     /// Builds the first index from `DOCS_DIR` (blocking) and starts the
     /// refresh thread.
+    ///
+    /// Sources: `DOCS_DIR` (the working directory when neither `DOCS_DIR`
+    /// nor `GITHUB_ORG` is set) and the GitHub organization when configured.
     pub fn start(config: &Config) -> Arc<DocsProvider> {
-        let local = local::LocalSource::new(config.docs_dir.clone(), config.docs_refresh);
-        DocsProvider::with_sources(vec![Box::new(local)])
+        let mut sources: Vec<Box<dyn Source>> = Vec::new();
+        let local_dir = match (&config.docs_dir, &config.github) {
+            (Some(dir), _) => Some(dir.clone()),
+            (None, None) => Some(std::path::PathBuf::from(".")),
+            (None, Some(_)) => None,
+        };
+        if let Some(dir) = local_dir {
+            sources.push(Box::new(local::LocalSource::new(dir, config.docs_refresh)));
+        }
+        if let Some(gh) = &config.github {
+            sources.push(Box::new(github::GithubSource::new(
+                gh.clone(),
+                config.cache_dir.clone(),
+            )));
+        }
+        DocsProvider::with_sources(sources)
     }
 
     /// Same, over explicit sources (local folders, GitHub, test fakes). A
@@ -71,6 +89,14 @@ impl DocsProvider {
     pub fn with_sources(sources: Vec<Box<dyn Source>>) -> Arc<DocsProvider> {
         let mut snapshots: Vec<Arc<Vec<RepoSnapshot>>> = Vec::with_capacity(sources.len());
         for s in &sources {
+            if s.first_refresh_is_slow() {
+                log::info!(
+                    "documentation source {}: first sync runs in the background",
+                    s.label()
+                );
+                snapshots.push(Arc::new(Vec::new()));
+                continue;
+            }
             let snap = match s.refresh() {
                 Ok(Some(snap)) => snap,
                 Ok(None) => Vec::new(),
@@ -289,7 +315,19 @@ fn refresh_loop(
     stop: &crossbeam_channel::Receiver<()>,
 ) {
     let now = Instant::now();
-    let mut due: Vec<Instant> = shared.sources.iter().map(|s| now + s.interval()).collect();
+    let mut due: Vec<Instant> = shared
+        .sources
+        .iter()
+        .zip(&snapshots)
+        .map(|(s, snap)| {
+            // A source skipped at start-up (slow first sync) runs at once.
+            if snap.is_empty() && s.first_refresh_is_slow() {
+                now
+            } else {
+                now + s.interval()
+            }
+        })
+        .collect();
     loop {
         let next = due
             .iter()
@@ -312,7 +350,8 @@ fn refresh_loop(
                     changed = true;
                 }
                 Ok(None) => {}
-                Err(e) => log::warn!("documentation source {}: {e}", s.label()),
+                // The source logged its own error line.
+                Err(e) => log::debug!("documentation source {}: {e}", s.label()),
             }
             due[i] = Instant::now() + s.interval().max(Duration::from_millis(100));
         }
