@@ -9,90 +9,16 @@ mod fake_claude;
 mod fake_tools;
 #[path = "support/kv.rs"]
 mod kv;
+#[path = "support/ws_client.rs"]
+mod ws_client;
 
 use fake_claude::{FakeClaude, Reply, sse};
 use fake_tools::FakeTools;
 use kv::{Kv, json};
-use serde_json::{Value, json};
-use std::net::TcpStream;
+use serde_json::json;
 use std::time::{Duration, Instant};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::{Message, WebSocket};
-
-struct Ws {
-    sock: WebSocket<TcpStream>,
-}
-
-fn connect(port: u16, conversation: &str, origin: Option<&str>) -> Result<Ws, u16> {
-    let mut req = format!("ws://127.0.0.1:{port}/ws/chat/{conversation}")
-        .into_client_request()
-        .unwrap();
-    if let Some(o) = origin {
-        req.headers_mut().insert("Origin", o.parse().unwrap());
-    }
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    match tungstenite::client::client(req, stream) {
-        Ok((sock, _)) => Ok(Ws { sock }),
-        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
-            Err(resp.status().as_u16())
-        }
-        Err(e) => panic!("handshake: {e}"),
-    }
-}
-
-impl Ws {
-    fn send(&mut self, v: Value) {
-        self.sock.send(Message::text(v.to_string())).unwrap();
-    }
-
-    fn ask(&mut self, text: &str) {
-        self.send(json!({"type": "message", "content": text}));
-    }
-
-    /// The next JSON event, or None at close/timeout.
-    fn next(&mut self, timeout: Duration) -> Option<Value> {
-        self.sock.get_mut().set_read_timeout(Some(timeout)).unwrap();
-        loop {
-            match self.sock.read() {
-                Ok(Message::Text(t)) => return Some(json(t.as_str())),
-                Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
-                Ok(_) => return None,
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Events up to and including `done`.
-    fn until_done(&mut self) -> Vec<Value> {
-        let mut out = vec![];
-        while let Some(e) = self.next(Duration::from_secs(15)) {
-            let done = e["type"] == "done";
-            out.push(e);
-            if done {
-                return out;
-            }
-        }
-        panic!("no done event; got {out:#?}");
-    }
-}
-
-fn types(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["type"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
-
-fn texts(events: &[Value]) -> String {
-    events
-        .iter()
-        .filter(|e| e["type"] == "text")
-        .map(|e| e["content"].as_str().unwrap())
-        .collect()
-}
+use tungstenite::Message;
+use ws_client::{connect, texts, types};
 
 /// The service with a fake Claude and a fake simple-HTTP tool server.
 fn service(claude: &FakeClaude, tools: &FakeTools, extra: &[(&str, &str)]) -> Kv {

@@ -16,7 +16,13 @@ pub struct FakeTools {
 
 impl FakeTools {
     pub fn start() -> FakeTools {
-        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        FakeTools::start_on(0)
+    }
+
+    /// On a given port (0: any), e.g. one a service was told about while
+    /// nothing listened there.
+    pub fn start_on(port: u16) -> FakeTools {
+        let server = tiny_http::Server::http(("127.0.0.1", port)).unwrap();
         let port = server.server_addr().to_ip().unwrap().port();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -66,6 +72,8 @@ impl FakeTools {
 impl Drop for FakeTools {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        // Let the server thread see the flag and close its socket.
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 

@@ -1,0 +1,145 @@
+//! The REST endpoints when the tools come from an external MCP server, as a
+//! user would run it: against our own binary as a real MCP server (Streamable
+//! HTTP), against a simple-HTTP tool server, and with a server that is down
+//! at start, comes up, and goes away again.
+
+#[path = "support/fake_tools.rs"]
+mod fake_tools;
+#[path = "support/kv.rs"]
+mod kv;
+
+use fake_tools::FakeTools;
+use kv::{Kv, json};
+use std::time::{Duration, Instant};
+
+fn wait_status(kv: &Kv, want: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let h = json(&kv.get("/health").1);
+        if h["services"]["mcp_server"]["status"] == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tool service never became {want}: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn rest_through_our_own_mcp_server() {
+    let upstream = Kv::start_with_docs(&[]);
+    let url = format!("{}/mcp", upstream.base);
+    let kv = Kv::start_with_docs(&[("MCP_SERVER_URL", &url)]);
+    wait_status(&kv, "connected", Duration::from_secs(15));
+    let h = json(&kv.get("/health").1);
+    assert_eq!(
+        h["services"]["mcp_server"]["transport"], "streamable-http",
+        "{h}"
+    );
+
+    let (status, repos) = kv.get("/api/repos");
+    assert_eq!(status, 200, "{repos}");
+    assert_eq!(json(&repos), json(&upstream.get("/api/repos").1));
+    let name = json(&repos)[0]["name"].as_str().unwrap().to_string();
+    assert_eq!(json(&repos)[0]["doc_count"], 3);
+
+    let tree = json(&kv.get(&format!("/api/repos/{name}/tree")).1);
+    let paths: Vec<&str> = tree
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "README.md",
+            "docs/guide with space.md",
+            "docs/nested/deep/page.md"
+        ]
+    );
+    assert!(tree.as_array().unwrap().iter().all(|d| d["type"] == "file"));
+
+    let (status, doc) = kv.get(&format!(
+        "/api/repos/{name}/files/docs/guide%20with%20space.md"
+    ));
+    assert_eq!(status, 200, "{doc}");
+    let doc = json(&doc);
+    assert!(doc["content"].as_str().unwrap().contains("frobnicator"));
+    assert_eq!(doc["metadata"]["repo"], name.as_str());
+    assert_eq!(doc["metadata"]["path"], "docs/guide with space.md");
+    assert!(doc["metadata"]["size"].as_u64().unwrap() > 0);
+    assert_eq!(doc["metadata"]["title"], "The Guide");
+
+    let (status, body) = kv.get(&format!("/api/repos/{name}/files/docs/nope.md"));
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        json(&body)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not found")
+    );
+    let (status, _) = kv.get("/api/repos/no-such-repo/tree");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn rest_through_a_simple_http_tool_server() {
+    let tools = FakeTools::start();
+    // auto: the MCP handshake fails, the simple form answers.
+    let kv = Kv::start_with_docs(&[("MCP_SERVER_URL", &tools.url)]);
+    wait_status(&kv, "connected", Duration::from_secs(15));
+    let repos = json(&kv.get("/api/repos").1);
+    assert_eq!(
+        repos[0],
+        serde_json::json!({"name": "alpha", "doc_count": 2, "description": "Alpha docs"})
+    );
+    let tree = json(&kv.get("/api/repos/alpha/tree").1);
+    assert_eq!(tree[1]["path"], "docs/a b.md");
+    let doc = json(&kv.get("/api/repos/alpha/files/docs/a%20b.md").1);
+    assert_eq!(doc["metadata"]["path"], "docs/a b.md");
+    assert_eq!(kv.get("/api/repos/alpha/files/zzz.md").0, 404);
+    assert_eq!(kv.get("/api/repos/gamma/tree").0, 404);
+    assert_eq!(tools.count("get_documentation"), 2);
+}
+
+#[test]
+fn tool_server_down_at_start_then_up_then_gone() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    // MCP_TIMEOUT bounds calls on connections the vanished server left open.
+    let kv = Kv::start_with_docs(&[
+        ("MCP_SERVER_URL", &url),
+        ("MCP_TRANSPORT", "simple-http"),
+        ("MCP_TIMEOUT", "2"),
+    ]);
+    let h = json(&kv.get("/health").1);
+    assert_eq!(h["services"]["mcp_server"]["status"], "disconnected");
+    assert_eq!(h["status"], "unhealthy");
+    let (status, body) = kv.get("/api/repos");
+    assert_eq!(status, 503, "{body}");
+    assert!(json(&body)["detail"].is_string());
+
+    // It comes up: used within a few seconds, no restart.
+    let tools = FakeTools::start_on(port);
+    wait_status(&kv, "connected", Duration::from_secs(10));
+    assert_eq!(json(&kv.get("/health").1)["status"], "degraded");
+    assert_eq!(kv.get("/api/repos").0, 200);
+
+    // It goes away: degraded again, repository endpoints 503.
+    drop(tools);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while kv.get("/api/repos").0 != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "repository endpoints never turned 503"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_status(&kv, "disconnected", Duration::from_secs(15));
+}
