@@ -296,6 +296,19 @@ fn body(reply: &McpHttpReply) -> Value {
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
 
+/// The HTTP status of a tools/list in `session`.
+fn list_status(s: &McpServer, session: &str) -> u16 {
+    send(
+        s,
+        Http {
+            session: Some(session),
+            body: LIST,
+            ..Default::default()
+        },
+    )
+    .status
+}
+
 fn initialize(s: &McpServer) -> String {
     let reply = send(
         s,
@@ -400,18 +413,7 @@ fn initialize_creates_a_session_that_later_requests_must_carry() {
         },
     );
     assert_eq!(del.status, 200);
-    assert_eq!(
-        send(
-            &s,
-            Http {
-                session: Some(&sid),
-                body: LIST,
-                ..Default::default()
-            }
-        )
-        .status,
-        404
-    );
+    assert_eq!(list_status(&s, &sid), 404);
     assert_eq!(
         send(
             &s,
@@ -724,69 +726,14 @@ fn sessions_expire_when_idle_and_are_bounded_in_number() {
     let b = initialize(&s);
     let c = initialize(&s); // evicts a, the oldest
     assert_eq!(s.session_count(), 2);
-    assert_eq!(
-        send(
-            &s,
-            Http {
-                session: Some(&a),
-                body: LIST,
-                ..Default::default()
-            }
-        )
-        .status,
-        404
-    );
-    assert_eq!(
-        send(
-            &s,
-            Http {
-                session: Some(&b),
-                body: LIST,
-                ..Default::default()
-            }
-        )
-        .status,
-        200
-    );
+    assert_eq!(list_status(&s, &a), 404);
+    assert_eq!(list_status(&s, &b), 200);
     // b was just used; c idles out.
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        send(
-            &s,
-            Http {
-                session: Some(&b),
-                body: LIST,
-                ..Default::default()
-            }
-        )
-        .status,
-        200
-    );
+    assert_eq!(list_status(&s, &b), 200);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        send(
-            &s,
-            Http {
-                session: Some(&c),
-                body: LIST,
-                ..Default::default()
-            }
-        )
-        .status,
-        404
-    );
-    assert_eq!(
-        send(
-            &s,
-            Http {
-                session: Some(&b),
-                body: LIST,
-                ..Default::default()
-            }
-        )
-        .status,
-        200
-    );
+    assert_eq!(list_status(&s, &c), 404);
+    assert_eq!(list_status(&s, &b), 200);
 }
 
 #[test]
