@@ -6,6 +6,7 @@
 //! [`mcp_client`]. Nothing above this module knows which one answers.
 
 pub mod mcp_client;
+mod mcp_wire;
 mod simple_http;
 
 use serde_json::{Value, json};
