@@ -29,6 +29,11 @@ use std::time::{Duration, Instant, SystemTime};
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// One buffer between the socket and the SSE line reader; events are small.
 const READ_BUFFER: usize = 8 * 1024;
+/// ureq's own buffers, per request: its defaults (128 KiB each way, zeroed
+/// when the connection opens) were most of the memory of a running chat.
+/// The input buffer must hold the whole response head, hence the same cap
+/// on headers; Anthropic's are a few KiB. Larger bodies just take more writes.
+const UREQ_BUFFER: usize = 16 * 1024;
 /// A single SSE line (one event's `data`); deltas are far smaller, this only
 /// stops a broken server from growing memory without bound.
 const MAX_SSE_LINE: usize = 8 * 1024 * 1024;
@@ -502,7 +507,10 @@ impl ClaudeClient {
             .timeout_resolve(timeout)
             .timeout_connect(timeout)
             .timeout_per_read(Some(self.config.idle_timeout))
-            .timeout_per_write(Some(self.config.idle_timeout));
+            .timeout_per_write(Some(self.config.idle_timeout))
+            .input_buffer_size(UREQ_BUFFER)
+            .output_buffer_size(UREQ_BUFFER)
+            .max_response_header_size(UREQ_BUFFER);
         // The environment's HTTP(S)_PROXY is kept for real hosts; a local
         // server (tests, a gateway on this machine) is never proxied.
         if is_loopback(&self.config.base_url) {
