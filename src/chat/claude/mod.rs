@@ -590,7 +590,11 @@ fn sleep_unless_cancelled(delay: Duration, cancel: &Cancel) -> bool {
 fn host(base_url: &str) -> Option<String> {
     let uri = base_url.parse::<ureq::http::Uri>().ok()?;
     let host = uri.host()?;
-    Some(host.trim_start_matches('[').trim_end_matches(']').to_string())
+    Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    )
 }
 
 fn is_loopback(base_url: &str) -> bool {
