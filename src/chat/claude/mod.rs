@@ -29,6 +29,11 @@ use std::time::{Duration, Instant, SystemTime};
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// One buffer between the socket and the SSE line reader; events are small.
 const READ_BUFFER: usize = 8 * 1024;
+/// ureq's own buffers, per request: its defaults (128 KiB each way, zeroed
+/// when the connection opens) were most of the memory of a running chat.
+/// The input buffer must hold the whole response head, hence the same cap
+/// on headers; Anthropic's are a few KiB. Larger bodies just take more writes.
+const UREQ_BUFFER: usize = 16 * 1024;
 /// A single SSE line (one event's `data`); deltas are far smaller, this only
 /// stops a broken server from growing memory without bound.
 const MAX_SSE_LINE: usize = 8 * 1024 * 1024;
@@ -495,14 +500,24 @@ impl ClaudeClient {
     /// or body timeouts: in ureq those cap the whole stream.
     fn agent(&self) -> ureq::Agent {
         let timeout = Some(self.config.connect_timeout);
+        // With a resolve timeout ureq runs every lookup on a new thread (2 MiB
+        // stack), even for an IP address, where there is nothing to wait for.
+        let resolve_timeout = if host_is_ip(&self.config.base_url) {
+            None
+        } else {
+            timeout
+        };
         let mut builder = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("knowledge-vault/", env!("CARGO_PKG_VERSION")))
-            .timeout_resolve(timeout)
+            .timeout_resolve(resolve_timeout)
             .timeout_connect(timeout)
             .timeout_per_read(Some(self.config.idle_timeout))
-            .timeout_per_write(Some(self.config.idle_timeout));
+            .timeout_per_write(Some(self.config.idle_timeout))
+            .input_buffer_size(UREQ_BUFFER)
+            .output_buffer_size(UREQ_BUFFER)
+            .max_response_header_size(UREQ_BUFFER);
         // The environment's HTTP(S)_PROXY is kept for real hosts; a local
         // server (tests, a gateway on this machine) is never proxied.
         if is_loopback(&self.config.base_url) {
@@ -572,21 +587,38 @@ fn sleep_unless_cancelled(delay: Duration, cancel: &Cancel) -> bool {
     }
 }
 
+fn host(base_url: &str) -> Option<String> {
+    let uri = base_url.parse::<ureq::http::Uri>().ok()?;
+    let host = uri.host()?;
+    Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    )
+}
+
 fn is_loopback(base_url: &str) -> bool {
-    let Ok(uri) = base_url.parse::<ureq::http::Uri>() else {
-        return false;
-    };
-    let Some(host) = uri.host() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host(base_url).is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    })
+}
+
+fn host_is_ip(base_url: &str) -> bool {
+    host(base_url).is_some_and(|host| host.parse::<IpAddr>().is_ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_hosts_need_no_lookup() {
+        assert!(host_is_ip("http://127.0.0.1:8080"));
+        assert!(host_is_ip("http://[::1]:9/x"));
+        assert!(!host_is_ip("https://api.anthropic.com"));
+        assert!(!host_is_ip("http://localhost:1"));
+    }
 
     #[test]
     fn loopback_hosts() {
