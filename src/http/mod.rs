@@ -28,9 +28,21 @@ struct Slot {
     server: Arc<tiny_http::Server>,
 }
 
+/// Pending connections the kernel may queue before `accept` (capped by
+/// `net.core.somaxconn`). std's `TcpListener::bind` asks for 128, and a burst
+/// of a thousand browsers connecting at once then loses SYNs that clients
+/// only resend after a second.
+const LISTEN_BACKLOG: i32 = 4096;
+
 /// Binds the listening socket; errors here stop start-up.
 pub fn bind(app: &App) -> std::io::Result<TcpListener> {
-    TcpListener::bind(SocketAddr::new(app.config.host, app.config.port))
+    use socket2::{Domain, Socket, Type};
+    let addr = SocketAddr::new(app.config.host, app.config.port);
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Serves until the process ends.
