@@ -78,6 +78,10 @@ pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String) -> u16 {
     let Some(key) = header(&rq, "Sec-WebSocket-Key").map(str::to_string) else {
         return refuse(rq, 400, "missing Sec-WebSocket-Key");
     };
+    if !rq.has_upgrade_stream() {
+        // The upgrade came after other requests on a keep-alive connection.
+        return refuse(rq, 400, "open the WebSocket on a new connection");
+    }
     if app.ws_sessions.fetch_add(1, Ordering::SeqCst) >= app.config.max_ws_sessions {
         app.ws_sessions.fetch_sub(1, Ordering::SeqCst);
         return refuse(rq, 503, "too many open chat sessions");
@@ -89,17 +93,20 @@ pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String) -> u16 {
     );
     let (stream, raw) = rq.upgrade_with_stream("websocket", resp);
     let Some(raw) = raw else {
-        // Only possible when the upgrade was not the connection's first request.
-        log::warn!("WebSocket upgrade on a reused connection refused");
+        // Checked above; kept as a value, not a panic.
         app.ws_sessions.fetch_sub(1, Ordering::SeqCst);
-        return 400;
+        return 101;
     };
     let app2 = app.clone();
     let spawned = std::thread::Builder::new()
         .name("ws-session".into())
         .stack_size(256 * 1024)
         .spawn(move || {
-            Session::run(&app2, stream, raw, &conversation_id);
+            let run =
+                std::panic::AssertUnwindSafe(|| Session::run(&app2, stream, raw, &conversation_id));
+            if std::panic::catch_unwind(run).is_err() {
+                log::error!("a WebSocket session panicked; its connection is closed");
+            }
             app2.ws_sessions.fetch_sub(1, Ordering::SeqCst);
         });
     if let Err(e) = spawned {

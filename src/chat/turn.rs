@@ -136,10 +136,22 @@ pub(crate) struct Answer {
 
 impl Turn {
     fn run(self, text: &str, repo: Option<&str>) {
-        let answer = match &self.app.claude {
-            Some(claude) => self.ask_claude(claude, repo),
-            None => offline::answer(&*self.app.tools, text, repo, &|e| self.handle.publish(e)),
-        };
+        // A bug must not leave the conversation busy for ever: a panic ends
+        // the turn like an error does.
+        let answered =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.app.claude {
+                Some(claude) => self.ask_claude(claude, repo),
+                None => offline::answer(&*self.app.tools, text, repo, &|e| self.handle.publish(e)),
+            }));
+        let answer = answered.unwrap_or_else(|_| {
+            log::error!("the turn panicked; the answer is marked interrupted");
+            self.error("internal error while answering; please try again");
+            Answer {
+                text: String::new(),
+                api: Vec::new(),
+                status: Some("interrupted"),
+            }
+        });
         let id = uuid::Uuid::new_v4().to_string();
         self.conversation.finish_turn(Entry {
             id: id.clone(),

@@ -338,6 +338,12 @@ impl Request {
         }
     }
 
+    /// PATCH(knowledge-vault): whether [`Request::upgrade_with_stream`] will
+    /// return the socket.
+    pub fn has_upgrade_stream(&self) -> bool {
+        self.raw_stream.is_some()
+    }
+
     /// PATCH(knowledge-vault): like [`Request::upgrade`], and also returns a
     /// clone of the underlying TCP socket when the upgrade request was the
     /// first request of its connection (as WebSocket clients do). With it the
