@@ -103,6 +103,18 @@ fn rest_through_a_simple_http_tool_server() {
     assert_eq!(kv.get("/api/repos/alpha/files/zzz.md").0, 404);
     assert_eq!(kv.get("/api/repos/gamma/tree").0, 404);
     assert_eq!(tools.count("get_documentation"), 2);
+
+    // Another server's shapes still reach the frontend in the contract's.
+    let tree = json(&kv.get("/api/repos/plain/tree").1);
+    assert_eq!(
+        tree,
+        serde_json::json!([{"path": "README.md", "type": "file"}, {"path": "docs/x.md", "type": "file"}])
+    );
+    let doc = json(&kv.get("/api/repos/plain/files/README.md").1);
+    assert_eq!(
+        doc,
+        serde_json::json!({"content": "# Plain\nJust text.", "metadata": {"repo": "plain", "path": "README.md", "size": 17}})
+    );
 }
 
 #[test]

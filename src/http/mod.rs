@@ -8,6 +8,7 @@
 //! neither exits nor spins.
 
 mod routes;
+mod shape;
 
 use crate::app::App;
 use std::net::{SocketAddr, TcpListener};

@@ -4,7 +4,7 @@
 //! Handlers only call the tool provider and the conversation store; the
 //! WebSocket upgrade is handed to `ws`, and `/mcp` to `mcp_server`.
 
-use super::header;
+use super::{header, shape};
 use crate::app::App;
 use crate::mcp_server::McpHttpRequest;
 use crate::tools::{self, Status, ToolError};
@@ -240,9 +240,21 @@ fn repo_name(raw: &str) -> Result<String, Reply> {
     Ok(name)
 }
 
+/// Runs a tool and puts its value in the contract's shape.
 fn call_tool(app: &App, name: &str, args: Value) -> Reply {
     match app.tools.call(name, &args) {
-        Ok(value) => Reply::json(200, &value),
+        Ok(value) => {
+            let value = match name {
+                tools::LIST_REPOSITORIES => shape::repositories(value),
+                tools::LIST_REPO_DOCS => shape::tree(value),
+                tools::GET_DOCUMENTATION => {
+                    let s = |k: &str| args[k].as_str().unwrap_or_default().to_string();
+                    shape::document(value, &s("repo"), &s("path"))
+                }
+                _ => value,
+            };
+            Reply::json(200, &value)
+        }
         Err(e) => Reply::tool_error(&e),
     }
 }

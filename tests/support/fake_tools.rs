@@ -83,6 +83,13 @@ fn answer(name: &str, args: &Value) -> (u16, Value) {
             200,
             json!({"result": [{"name": "alpha", "doc_count": 2, "description": "Alpha docs"}, {"name": "beta", "doc_count": 1}]}),
         ),
+        // A server of another kind: names instead of objects, a document as text.
+        "list_repo_docs" if args["repo"] == "plain" => {
+            (200, json!({"result": ["README.md", "docs/x.md"]}))
+        }
+        "get_documentation" if args["repo"] == "plain" => {
+            (200, json!({"result": "# Plain\nJust text."}))
+        }
         "list_repo_docs" => match args["repo"].as_str() {
             Some("alpha") => (
                 200,
