@@ -113,7 +113,7 @@ fn rest_through_a_simple_http_tool_server() {
     let doc = json(&kv.get("/api/repos/plain/files/README.md").1);
     assert_eq!(
         doc,
-        serde_json::json!({"content": "# Plain\nJust text.", "metadata": {"repo": "plain", "path": "README.md", "size": 17}})
+        serde_json::json!({"content": "# Plain\nJust text.", "metadata": {"repo": "plain", "path": "README.md", "size": 18}})
     );
 }
 
