@@ -76,7 +76,9 @@ fn init_logging(level: log::LevelFilter) {
         .add_filter_ignore_str("rustls")
         .add_filter_ignore_str("ureq")
         .build();
-    let _ = simplelog::WriteLogger::init(level, cfg, std::io::stderr());
+    // simplelog writes a line in several pieces; LineWriter makes it one
+    // write(2) per line instead of one per piece (stderr is unbuffered).
+    let _ = simplelog::WriteLogger::init(level, cfg, std::io::LineWriter::new(std::io::stderr()));
 }
 
 fn serve(config: Config) -> ExitCode {
