@@ -9,9 +9,9 @@ use crate::docs::DocsProvider;
 use crate::mcp_server::McpServer;
 use crate::tools::ToolProvider;
 use crate::tools::mcp_client::McpClient;
-use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub struct App {
     pub config: Config,
@@ -22,6 +22,9 @@ pub struct App {
     pub mcp_server: McpServer,
     /// Open WebSocket sessions, bounded by `max_ws_sessions`.
     pub ws_sessions: AtomicUsize,
+    /// The last `/health` body and when it was built: health checks and
+    /// load balancers poll it, and building it costs more than serving it.
+    pub health_cache: Mutex<Option<(Instant, Arc<[u8]>)>>,
 }
 
 impl App {
@@ -57,6 +60,7 @@ impl App {
             mcp_server,
             tools,
             ws_sessions: AtomicUsize::new(0),
+            health_cache: Mutex::new(None),
             config,
         })
     }

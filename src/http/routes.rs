@@ -173,7 +173,12 @@ fn route(app: &Arc<App>, rq: &Request, segments: &[&str], body: &[u8]) -> Reply 
         return reply;
     }
     match segments {
-        ["health"] => Reply::json(200, &health(app)),
+        ["health"] => Reply {
+            status: 200,
+            body: health_body(app).to_vec(),
+            content_type: Some("application/json"),
+            headers: vec![],
+        },
         ["api", "repos"] => call_tool(app, tools::LIST_REPOSITORIES, json!({})),
         ["api", "repos", name, "tree"] => match repo_name(name) {
             Ok(repo) => call_tool(app, tools::LIST_REPO_DOCS, json!({ "repo": repo })),
@@ -257,6 +262,22 @@ fn call_tool(app: &App, name: &str, args: Value) -> Reply {
         }
         Err(e) => Reply::tool_error(&e),
     }
+}
+
+/// How long a built `/health` body is served again; status changes show
+/// within this time.
+const HEALTH_TTL: std::time::Duration = std::time::Duration::from_millis(250);
+
+fn health_body(app: &App) -> Arc<[u8]> {
+    let mut cache = app.health_cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, body)) = &*cache
+        && at.elapsed() < HEALTH_TTL
+    {
+        return body.clone();
+    }
+    let body: Arc<[u8]> = health(app).to_string().into_bytes().into();
+    *cache = Some((Instant::now(), body.clone()));
+    body
 }
 
 fn health(app: &App) -> Value {
