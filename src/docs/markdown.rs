@@ -109,6 +109,29 @@ fn unquote(v: &str) -> &str {
     }
 }
 
+/// Tracks fenced code blocks line by line: [`Fences::code`] is true for a
+/// fence line and every line inside a fence (never headings or prose).
+#[derive(Default)]
+struct Fences(Option<u8>);
+
+impl Fences {
+    fn code(&mut self, line: &str) -> bool {
+        match (self.0, is_fence(line)) {
+            (Some(open), close) => {
+                if close == Some(open) {
+                    self.0 = None;
+                }
+                true
+            }
+            (None, Some(f)) => {
+                self.0 = Some(f);
+                true
+            }
+            (None, None) => false,
+        }
+    }
+}
+
 fn is_fence(line: &str) -> Option<u8> {
     let t = line.trim_start();
     if line.len() - t.len() > 3 {
@@ -185,20 +208,13 @@ pub fn parse(text: &str, rst: bool) -> Parsed {
     // (line index where the heading starts, heading range, body start, level)
     let mut heads: Vec<(usize, (usize, usize), usize, usize)> = Vec::new();
     let next_line = |i: usize| lines.get(i + 1).map_or(text.len(), |l| l.0);
-    let mut fence: Option<u8> = None;
+    let mut fences = Fences::default();
     let mut prev_text: Option<usize> = None; // index of previous non-blank paragraph line
     for i in first_line..lines.len() {
         let (s, e) = lines[i];
         let line = &text[s..e];
         if !rst {
-            if let Some(f) = fence {
-                if is_fence(line) == Some(f) {
-                    fence = None;
-                }
-                continue;
-            }
-            if let Some(f) = is_fence(line) {
-                fence = Some(f);
+            if fences.code(line) {
                 prev_text = None;
                 continue;
             }
@@ -366,17 +382,10 @@ pub fn readme_description(text: &str, max_chars: usize) -> Option<String> {
     let lines = lines(text);
     let skip = front_matter(text, &lines).map_or(0, |(_, n)| n);
     let mut para = String::new();
-    let mut fence = None;
+    let mut fences = Fences::default();
     for &(s, e) in &lines[skip.min(lines.len())..] {
         let line = text[s..e].trim();
-        if let Some(f) = fence {
-            if is_fence(line) == Some(f) {
-                fence = None;
-            }
-            continue;
-        }
-        if let Some(f) = is_fence(line) {
-            fence = Some(f);
+        if fences.code(line) {
             continue;
         }
         let structural = line.starts_with('#')
