@@ -11,7 +11,7 @@ use crate::tools::ToolProvider;
 use crate::tools::mcp_client::McpClient;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub struct App {
     pub config: Config,
@@ -40,16 +40,7 @@ impl App {
     }
 
     pub fn with_tools(config: Config, tools: Arc<dyn ToolProvider>) -> Arc<App> {
-        let claude = config.anthropic_api_key.clone().map(|api_key| {
-            ClaudeClient::new(ClaudeConfig {
-                base_url: config.anthropic_base_url.clone(),
-                api_key,
-                model: config.claude_model.clone(),
-                max_tokens: config.claude_max_tokens,
-                idle_timeout: config.claude_idle_timeout,
-                connect_timeout: Duration::from_secs(10),
-            })
-        });
+        let claude = ClaudeConfig::from_config(&config).map(ClaudeClient::new);
         let mcp_server = McpServer::new(tools.clone(), &config);
         Arc::new(App {
             conversations: Conversations::new(

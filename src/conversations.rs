@@ -90,14 +90,6 @@ impl Conversation {
         *self.last_active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn has_running_turn(&self) -> bool {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .turn
-            .is_some()
-    }
-
     /// Appends an entry, dropping the oldest ones past the bound.
     pub fn push(&self, entry: Entry) {
         self.lock().push(entry, self.max_entries);
@@ -203,9 +195,11 @@ impl Conversations {
             return c.clone();
         }
         if map.len() >= self.max_conversations {
+            // Only conversations no open socket or running turn holds: the
+            // map's own reference is then the only one.
             let victim = map
                 .iter()
-                .filter(|(_, c)| !c.has_running_turn())
+                .filter(|(_, c)| Arc::strong_count(c) == 1)
                 .min_by_key(|(_, c)| c.idle_since())
                 .map(|(k, _)| k.clone());
             if let Some(k) = victim {
@@ -257,6 +251,20 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert!(all.get(&a).is_some());
         assert!(all.get(&b).is_none());
+    }
+
+    #[test]
+    fn a_conversation_in_use_is_never_evicted() {
+        let all = Conversations::new(1, 10);
+        let held = all.get_or_create("open-socket");
+        all.create();
+        assert!(
+            all.get("open-socket").is_some(),
+            "a held conversation was evicted"
+        );
+        drop(held);
+        all.create();
+        assert!(all.get("open-socket").is_none());
     }
 
     #[test]

@@ -229,7 +229,10 @@ impl Session {
             turn.subscribe(session.sink());
         }
         session.read_loop(ReadHalf(stream));
-        if let Some(turn) = session.conversation.lock().turn.clone() {
+        // Taken out first: the turn's log lock can be held during a write, and
+        // the conversation lock must not wait behind it.
+        let running = session.conversation.lock().turn.clone();
+        if let Some(turn) = running {
             turn.unsubscribe(&session.sink());
         }
         session.writer.shutdown();

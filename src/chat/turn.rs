@@ -218,7 +218,9 @@ impl Turn {
                     .push(json!({"role": "assistant", "content": message.content}));
             }
             match message.stop_reason {
-                Some(StopReason::ToolUse) if round == cfg.max_tool_rounds => {
+                Some(StopReason::ToolUse | StopReason::PauseTurn)
+                    if round == cfg.max_tool_rounds =>
+                {
                     strip_unanswered_tool_use(&mut answer.api);
                     self.note(
                         &mut answer,
@@ -269,7 +271,7 @@ impl Turn {
     /// remaining blocks are answered as cancelled without running.
     fn run_tools(&self, message: &AssistantMessage) -> Vec<Value> {
         let mut results = Vec::new();
-        for block in message.content.iter().filter(|b| b["type"] == "tool_use") {
+        for block in message.tool_uses() {
             let id = block["id"].as_str().unwrap_or_default();
             let name = block["name"].as_str().unwrap_or_default();
             let input = block.get("input").cloned().unwrap_or_else(|| json!({}));

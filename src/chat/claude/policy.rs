@@ -83,6 +83,10 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     .position(|m| m == month)? as i64
         + 1;
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    // A hostile date must not overflow the arithmetic below.
+    if !(1970..=9999).contains(&year) {
+        return None;
+    }
     let hms: Vec<i64> = time
         .split(':')
         .map(|p| p.parse().ok())
@@ -212,6 +216,15 @@ mod tests {
         );
         assert_eq!(parse_http_date("Tue, 29 Feb 2028 12:00:01 PST"), None);
         assert_eq!(parse_http_date("Tue, 29 Foo 2028 12:00:01 GMT"), None);
+        // A hostile year neither overflows nor panics.
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 9223372036854775807 12:00:01 GMT"),
+            None
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb -400000000000000000 12:00:01 GMT"),
+            None
+        );
     }
 
     #[test]
