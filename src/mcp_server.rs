@@ -474,13 +474,8 @@ impl McpServer {
                 ));
             }
         };
-        let known = match self.provider.tools() {
-            Ok(tools) => tools.iter().any(|t| t.name == name),
-            Err(e) => return Ok(tool_error(e.message())),
-        };
-        if !known {
-            return Ok(tool_error(&format!("Unknown tool: {name}")));
-        }
+        // Providers refuse unknown tools themselves; listing the tools on
+        // every call only to check the name would rebuild them each time.
         Ok(match self.provider.call(name, arguments) {
             Ok(value) => tool_success(value),
             Err(e) => tool_error(e.message()),

@@ -787,3 +787,31 @@ fn interop_server_everything_streamable_http() {
     let err = c.call("no_such_tool", &json!({})).unwrap_err();
     assert!(err.message().contains("no_such_tool"), "{err:?}");
 }
+
+/// A server that accepts connections and never answers: the monitor's
+/// connection attempt hangs until the timeout, and a tool call meanwhile
+/// must fail at once instead of queueing behind it (it would hold an HTTP
+/// worker for the whole timeout).
+#[test]
+fn a_call_does_not_wait_behind_a_hanging_connection_attempt() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s); // never answered
+        }
+    });
+    let c = client(&url, McpTransport::StreamableHttp);
+    // Let the monitor start its (hanging) first attempt.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let r = c.call("list_repositories", &json!({}));
+    assert!(matches!(r, Err(ToolError::Unavailable(_))), "{r:?}");
+    assert!(
+        started.elapsed() < SECOND,
+        "the call waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(c.status(), Status::Disconnected);
+}

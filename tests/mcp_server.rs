@@ -61,7 +61,7 @@ impl ToolProvider for FakeDocs {
                            "snippet": format!("…{q}…"), "score": 1.5}]),
                 )
             }
-            other => Err(ToolError::Failed(format!("no tool {other}"))),
+            other => Err(ToolError::Failed(format!("Unknown tool: {other}"))),
         }
     }
     fn tools(&self) -> Result<Vec<ToolSpec>, ToolError> {

@@ -213,15 +213,6 @@ impl McpClient {
         client
     }
 
-    /// The server's `serverInfo` and the negotiated version, when connected
-    /// over MCP.
-    pub fn server_info(&self) -> Option<(Value, String)> {
-        match self.current().as_deref() {
-            Some(Conn::Mcp(s)) => Some((s.server.clone(), s.version.clone())),
-            _ => None,
-        }
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -282,8 +273,28 @@ impl McpClient {
 
     /// Connects unless someone else did meanwhile. `throttle`: give up at once
     /// if an attempt failed less than [`RECONNECT_THROTTLE`] ago.
+    /// A tool call (`throttle`) never waits behind another attempt: that one
+    /// may take up to the connect timeout, and the call then fails at once
+    /// instead of holding an HTTP worker. Only the monitor waits its turn.
     fn connect_now(&self, throttle: bool) -> Result<Arc<Conn>, String> {
-        let _guard = self.connect_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = match self.connect_lock.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if throttle => {
+                let st = self.state();
+                if let Some(c) = &st.conn {
+                    return Ok(c.clone());
+                }
+                let why = st
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("a connection attempt is in progress");
+                return Err(self.unavailable(why));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {
+                self.connect_lock.lock().unwrap_or_else(|e| e.into_inner())
+            }
+        };
         {
             let st = self.state();
             if let Some(c) = &st.conn {
@@ -543,7 +554,9 @@ impl McpClient {
 
         if (200..300).contains(&status) && status != 202 && status != 204 {
             if content_type.starts_with("text/event-stream") {
-                let reader = BufReader::new(resp.into_body().into_reader());
+                // Bounded like a JSON answer: a server cannot stream forever.
+                let reader =
+                    BufReader::new(resp.into_body().into_with_config().limit(MAX_BODY).reader());
                 let (message, tools_changed) = read_sse_reply(reader, id, method, limit)?;
                 if tools_changed {
                     self.state().tools = None;
