@@ -209,7 +209,6 @@ impl Index {
             }
         }
         order.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(&b.1)));
-        let before = order.len();
         order.dedup_by(|later, first| {
             let dup = later.0 == first.0;
             if dup {
@@ -220,7 +219,6 @@ impl Index {
             }
             dup
         });
-        let _ = before;
 
         let mut vocab: FxMap<Box<str>, u32> = FxMap::default();
         let mut repos = Vec::with_capacity(order.len());

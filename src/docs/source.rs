@@ -43,9 +43,9 @@ pub trait Source: Send + Sync {
     /// Additive details for `/health` (last sync, counts, last error).
     fn health(&self) -> Value;
 
-    /// True when the first refresh would be slow (a first sync over the
-    /// network): the provider then starts serving without this source and
-    /// runs its first refresh at once on the refresh thread.
+    /// True when the first refresh may be slow (a sync over the network):
+    /// the provider then starts serving without this source and runs its
+    /// first refresh at once on the refresh thread.
     fn first_refresh_is_slow(&self) -> bool {
         false
     }

@@ -166,7 +166,10 @@ pub fn check_relative_path(path: &str) -> Result<(), ToolError> {
     if path.contains('\0') {
         return bad("contains a NUL byte");
     }
-    if path.starts_with('/') || path.starts_with('\\') || path.as_bytes().get(1) == Some(&b':') {
+    // A drive (`C:` alone or followed by a separator) is absolute; a name
+    // such as `1:1-meetings.md` is not.
+    let drive = matches!(path.as_bytes(), [l, b':', rest @ ..] if l.is_ascii_alphabetic() && matches!(rest.first(), None | Some(b'/' | b'\\')));
+    if path.starts_with('/') || path.starts_with('\\') || drive {
         return bad("absolute paths are not allowed");
     }
     if path.split(['/', '\\']).any(|seg| seg == "..") {
@@ -188,12 +191,21 @@ mod tests {
             "a\0b",
             "..",
             "C:/x",
+            "c:",
+            "D:\\x",
             "a\\..\\b",
             "",
         ] {
             assert!(check_relative_path(p).is_err(), "{p:?} should be refused");
         }
-        for p in ["README.md", "docs/a b/c.md", "a/..b/c.md", "x/.hidden/y.md"] {
+        for p in [
+            "README.md",
+            "docs/a b/c.md",
+            "a/..b/c.md",
+            "x/.hidden/y.md",
+            "1:1-meetings.md",
+            "a:b.md",
+        ] {
             assert!(check_relative_path(p).is_ok(), "{p:?} should pass");
         }
     }

@@ -97,11 +97,6 @@ impl Cache {
     }
 
     /// The saved state, if readable and written for the same API URL.
-    /// Whether an earlier sync left its state here (cheap: no parsing).
-    pub fn has_state(&self) -> bool {
-        self.state_path().is_file()
-    }
-
     pub fn load_state(&self, api_url: &str) -> Option<State> {
         let path = self.state_path();
         let text = match fs::read_to_string(&path) {

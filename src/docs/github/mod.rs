@@ -689,8 +689,11 @@ impl Source for GithubSource {
         }
     }
 
+    /// Always: even with a cache, its state may turn out stale or its files
+    /// missing, and the first refresh then syncs over the network. The
+    /// refresh thread runs it at once; serving the cache takes milliseconds.
     fn first_refresh_is_slow(&self) -> bool {
-        !self.cache.has_state()
+        true
     }
 
     fn health(&self) -> Value {
@@ -856,13 +859,12 @@ fn build_snapshot(state: &State, texts: &Texts) -> (Vec<RepoSnapshot>, usize) {
     (snapshot, omitted)
 }
 
-/// Git never stores these, but a path from the network is checked anyway.
+/// Git never stores these, but a path from the network is checked anyway:
+/// the shared escape rules, and no `\\`, empty or `.` segment either.
 fn safe_path(path: &str) -> bool {
-    !path.contains('\\')
-        && !path.contains('\0')
-        && path
-            .split('/')
-            .all(|s| !s.is_empty() && s != "." && s != "..")
+    crate::tools::check_relative_path(path).is_ok()
+        && !path.contains('\\')
+        && path.split('/').all(|s| !s.is_empty() && s != ".")
 }
 
 fn summarize(errors: &[String]) -> Option<String> {
