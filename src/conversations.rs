@@ -35,6 +35,9 @@ pub struct Entry {
     pub api: Vec<Value>,
     /// `interrupted`, `cancelled` or `truncated` when the answer is incomplete.
     pub status: Option<&'static str>,
+    /// Characters of `api` as JSON; set when the entry is stored, so the
+    /// history budget is not re-serialised on every turn.
+    pub api_chars: usize,
 }
 
 #[derive(Default)]
@@ -44,7 +47,8 @@ pub struct ConversationState {
 }
 
 impl ConversationState {
-    fn push(&mut self, entry: Entry, max_entries: usize) {
+    fn push(&mut self, mut entry: Entry, max_entries: usize) {
+        entry.api_chars = entry.api.iter().map(|m| m.to_string().len()).sum();
         self.entries.push(entry);
         while self.entries.len() > max_entries {
             self.entries.remove(0);
@@ -130,15 +134,10 @@ impl Conversation {
     /// never separated), and the result always starts with a user message.
     pub fn api_history(&self, budget_chars: usize) -> Vec<Value> {
         let st = self.lock();
-        let sizes: Vec<usize> = st
-            .entries
-            .iter()
-            .map(|e| e.api.iter().map(|m| m.to_string().len()).sum())
-            .collect();
         let mut start = st.entries.len();
         let mut used = 0usize;
         while start > 0 {
-            let size = sizes[start - 1];
+            let size = st.entries[start - 1].api_chars;
             // Always keep the newest entry, even if it alone is over budget.
             if used + size > budget_chars && start < st.entries.len() {
                 break;
@@ -212,12 +211,9 @@ impl Conversations {
         c
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.map().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -237,6 +233,7 @@ mod tests {
             text: text.into(),
             api: vec![json!({"role": r, "content": text})],
             status: None,
+            api_chars: 0,
         }
     }
 

@@ -3,10 +3,9 @@
 //! the same `tool_use_start`/`tool_result` events as a Claude turn) and
 //! streams the best matches with their snippets and `repo/path` citations.
 
-use crate::chat::turn::Answer;
+use crate::chat::turn::{Answer, run_tool};
 use crate::tools::{SEARCH_DOCUMENTATION, ToolProvider};
 use serde_json::{Value, json};
-use std::time::Instant;
 
 const RESULTS: usize = 5;
 
@@ -22,22 +21,12 @@ pub(crate) fn answer(
         input["repo"] = json!(repo);
     }
     let id = format!("offline_{}", uuid::Uuid::new_v4().simple());
-    publish(
-        &json!({"type": "tool_use_start", "toolId": id, "name": SEARCH_DOCUMENTATION, "input": input}),
-    );
-    let started = Instant::now();
-    let outcome = tools.call(SEARCH_DOCUMENTATION, &input);
-    let duration = started.elapsed().as_millis() as u64;
-
     let mut text = String::from(
         "No language model is configured (ANTHROPIC_API_KEY is not set), so I cannot write an answer. ",
     );
-    match outcome {
+    match run_tool(tools, publish, &id, SEARCH_DOCUMENTATION, &input) {
         Ok(result) => {
-            publish(
-                &json!({"type": "tool_result", "toolId": id, "name": SEARCH_DOCUMENTATION, "result": result, "duration": duration}),
-            );
-            let hits = result.as_array().cloned().unwrap_or_default();
+            let hits = result.as_array().map(Vec::as_slice).unwrap_or_default();
             if hits.is_empty() {
                 text.push_str("I also found no document matching your question");
                 if let Some(repo) = repo {
@@ -51,11 +40,7 @@ pub(crate) fn answer(
                 }
             }
         }
-        Err(e) => {
-            let msg = e.to_string();
-            publish(
-                &json!({"type": "tool_result", "toolId": id, "name": SEARCH_DOCUMENTATION, "result": {"error": msg}, "isError": true, "duration": duration}),
-            );
+        Err(msg) => {
             text.push_str(&format!("The documentation search failed too: {msg}"));
         }
     }

@@ -15,7 +15,8 @@ use crate::chat::claude::{
 };
 use crate::chat::{offline, prompt};
 use crate::conversations::{Conversation, Entry, Role};
-use crate::tools::{ToolError, ToolSpec};
+use crate::tools::{ToolError, ToolProvider, ToolSpec};
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -24,6 +25,14 @@ use std::time::Instant;
 /// receiver is gone, and it is then dropped from the turn.
 pub trait EventSink: Send + Sync {
     fn send(&self, event: &str) -> bool;
+}
+
+/// `{"type": "text", "content"}`, the event sent per streamed delta: built
+/// without an intermediate JSON map.
+#[derive(Serialize)]
+struct TextEvent<'a> {
+    r#type: &'static str,
+    content: &'a str,
 }
 
 /// Longest tool result text handed to Claude; the rest is cut with a note.
@@ -52,8 +61,10 @@ impl TurnHandle {
     /// Records an event and writes it to every subscriber at once. Writing
     /// under the log lock keeps each subscriber's order: its replay and the
     /// live events never interleave.
-    pub fn publish(&self, event: &Value) {
-        let text: Arc<str> = Arc::from(event.to_string());
+    pub fn publish(&self, event: &impl Serialize) {
+        // Events are built from our own strings and JSON values: serialising
+        // them cannot fail.
+        let text: Arc<str> = Arc::from(serde_json::to_string(event).unwrap_or_default());
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         log.subscribers.retain(|s| s.send(&text));
         log.events.push(text);
@@ -104,6 +115,7 @@ pub fn start(
         text: text.clone(),
         api: vec![json!({"role": "user", "content": text})],
         status: None,
+        api_chars: 0,
     });
     let turn = Turn {
         app: app.clone(),
@@ -159,38 +171,56 @@ impl Turn {
             text: answer.text,
             api: answer.api,
             status: answer.status,
+            api_chars: 0,
         });
         self.handle
             .publish(&json!({"type": "done", "messageId": id}));
     }
 
+    /// Answers with Claude. The turn's API messages are appended to the
+    /// history itself, so no round copies the history to send it.
     fn ask_claude(&self, claude: &ClaudeClient, repo: Option<&str>) -> Answer {
+        let history = self
+            .conversation
+            .api_history(self.app.config.history_budget_chars);
+        let start = history.len();
+        let mut answer = self.claude_rounds(claude, repo, history);
+        answer.api.drain(..start.min(answer.api.len()));
+        answer
+    }
+
+    fn claude_rounds(
+        &self,
+        claude: &ClaudeClient,
+        repo: Option<&str>,
+        history: Vec<Value>,
+    ) -> Answer {
         let cfg = &self.app.config;
         let system = prompt::system_prompt(repo);
         let tools: Vec<ToolSpec> = self.app.tools.tools().unwrap_or_else(|e| {
             log::warn!("tool list unavailable ({e}); offering the documentation tools");
             crate::tools::documentation_tools()
         });
-        let history = self.conversation.api_history(cfg.history_budget_chars);
         let cancel = &self.handle.cancel;
         let mut answer = Answer {
             text: String::new(),
-            api: Vec::new(),
+            api: history,
             status: None,
         };
 
         for round in 1..=cfg.max_tool_rounds {
-            let messages: Vec<Value> = history.iter().chain(answer.api.iter()).cloned().collect();
             let request = MessagesRequest {
                 system: &system,
-                messages: &messages,
+                messages: &answer.api,
                 tools: &tools,
             };
             let mut round_text = String::new();
             let result = claude.stream(&request, cancel, &mut |delta| {
                 round_text.push_str(delta);
-                self.handle
-                    .publish(&json!({"type": "text", "content": delta}));
+                self.handle.publish(&TextEvent {
+                    r#type: "text",
+                    content: delta,
+                });
             });
             answer.text.push_str(&round_text);
             let message = match result {
@@ -279,22 +309,10 @@ impl Turn {
                 results.push(json!({"type": "tool_result", "tool_use_id": id, "content": "Cancelled by the user.", "is_error": true}));
                 continue;
             }
-            self.handle.publish(
-                &json!({"type": "tool_use_start", "toolId": id, "name": name, "input": input}),
-            );
-            let started = Instant::now();
-            let outcome = self.app.tools.call(name, &input);
-            let duration = started.elapsed().as_millis() as u64;
-            match outcome {
-                Ok(value) => {
-                    self.handle.publish(&json!({"type": "tool_result", "toolId": id, "name": name, "result": value, "duration": duration}));
-                    results.push(json!({"type": "tool_result", "tool_use_id": id, "content": tool_text(&value)}));
-                }
-                Err(e) => {
-                    let msg = tool_error_text(&e);
-                    self.handle.publish(&json!({"type": "tool_result", "toolId": id, "name": name, "result": {"error": msg}, "isError": true, "duration": duration}));
-                    results.push(json!({"type": "tool_result", "tool_use_id": id, "content": msg, "is_error": true}));
-                }
+            let publish = |e: &Value| self.handle.publish(e);
+            match run_tool(&*self.app.tools, &publish, id, name, &input) {
+                Ok(value) => results.push(json!({"type": "tool_result", "tool_use_id": id, "content": tool_text(&value)})),
+                Err(msg) => results.push(json!({"type": "tool_result", "tool_use_id": id, "content": msg, "is_error": true})),
             }
         }
         results
@@ -310,6 +328,37 @@ impl Turn {
         self.handle
             .publish(&json!({"type": "text", "content": text}));
         answer.text.push_str(text);
+    }
+}
+
+/// Runs one tool between its `tool_use_start` and `tool_result` events (the
+/// same for a Claude turn and the offline answer). A failure comes back as
+/// the message the user and Claude see.
+pub(crate) fn run_tool(
+    tools: &dyn ToolProvider,
+    publish: &dyn Fn(&Value),
+    id: &str,
+    name: &str,
+    input: &Value,
+) -> Result<Value, String> {
+    publish(&json!({"type": "tool_use_start", "toolId": id, "name": name, "input": input}));
+    let started = Instant::now();
+    let outcome = tools.call(name, input);
+    let duration = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok(value) => {
+            publish(
+                &json!({"type": "tool_result", "toolId": id, "name": name, "result": value, "duration": duration}),
+            );
+            Ok(value)
+        }
+        Err(e) => {
+            let msg = tool_error_text(&e);
+            publish(
+                &json!({"type": "tool_result", "toolId": id, "name": name, "result": {"error": msg}, "isError": true, "duration": duration}),
+            );
+            Err(msg)
+        }
     }
 }
 

@@ -19,7 +19,8 @@ use self::assemble::{Assembler, Flow};
 use crate::config::{Config, Secret};
 use crate::sse::SseReader;
 use crate::tools::ToolSpec;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::io::{BufReader, Read};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -228,10 +229,6 @@ impl ClaudeClient {
     pub fn new(config: ClaudeConfig) -> ClaudeClient {
         let url = format!("{}/v1/messages", config.base_url.trim_end_matches('/'));
         ClaudeClient { config, url }
-    }
-
-    pub fn model(&self) -> &str {
-        &self.config.model
     }
 
     /// Streams one request. `on_text` gets every text delta as it arrives.
@@ -467,31 +464,44 @@ impl ClaudeClient {
         }
     }
 
+    /// The request body, serialised straight from borrowed parts: the
+    /// history is not copied into a `Value` first.
     fn body(&self, request: &MessagesRequest<'_>) -> Vec<u8> {
-        let mut body = json!({
-            "model": self.config.model,
-            "max_tokens": self.config.max_tokens,
-            "messages": request.messages,
-            "stream": true,
-        });
-        if !request.system.is_empty() {
-            body["system"] = json!(request.system);
+        #[derive(Serialize)]
+        struct Tool<'a> {
+            name: &'a str,
+            description: &'a str,
+            input_schema: &'a Value,
         }
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
+        #[derive(Serialize)]
+        struct Body<'a> {
+            model: &'a str,
+            max_tokens: u32,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            system: &'a str,
+            messages: &'a [Value],
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            tools: Vec<Tool<'a>>,
+            stream: bool,
+        }
+        let body = Body {
+            model: &self.config.model,
+            max_tokens: self.config.max_tokens,
+            system: request.system,
+            messages: request.messages,
+            tools: request
                 .tools
                 .iter()
-                .map(|t| {
-                    json!({
-                        "name": t.name,
-                        "description": t.description,
-                        "input_schema": t.input_schema,
-                    })
+                .map(|t| Tool {
+                    name: &t.name,
+                    description: &t.description,
+                    input_schema: &t.input_schema,
                 })
-                .collect();
-            body["tools"] = Value::Array(tools);
-        }
-        body.to_string().into_bytes()
+                .collect(),
+            stream: true,
+        };
+        // Serialising borrowed JSON values and strings cannot fail.
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 
     /// A fresh agent: statuses as responses (to read error bodies), a connect
