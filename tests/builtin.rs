@@ -112,6 +112,12 @@ fn a_fresh_folder_serves_every_interface_without_configuration() {
     );
     let msgs = json(&kv.get("/api/conversations/first-chat/messages").1);
     assert_eq!(msgs[1]["content"], answer.as_str());
+
+    // Nothing matches: it says so rather than listing noise.
+    ws.ask("zzqxvj wqkkzz");
+    let events = ws.until_done();
+    let answer = texts(&events);
+    assert!(answer.contains("found no document"), "{answer}");
 }
 
 #[test]

@@ -104,11 +104,12 @@ fn health_shape_and_no_secrets_anywhere() {
         "claude-sonnet-4-20250514"
     );
     kv.get("/api/repos");
-    kv.get("/nope?token=ghp_SECRET456");
+    let (_, not_found) = kv.get("/nope?token=ghp_SECRET456");
     std::thread::sleep(Duration::from_millis(200));
     let log = kv.log();
     for secret in ["SECRET-123", "SECRET456"] {
         assert!(!body.contains(secret));
+        assert!(!not_found.contains(secret), "{not_found}");
         assert!(!log.contains(secret), "secret in log:\n{log}");
     }
     // One info line per request: method, path, status, milliseconds.
@@ -202,6 +203,15 @@ fn unknown_route_wrong_method_and_error_shape() {
     let (status, body) = kv.get("/api/nothing");
     assert_eq!(status, 404);
     assert!(json(&body)["detail"].is_string());
+    // Every answer is JSON, errors included.
+    for path in ["/api/nothing", "/health", "/api/repos"] {
+        let (_, h, _) = request_full(&kv.base, "GET", path, &[], None);
+        assert!(
+            h.iter()
+                .any(|(k, v)| k == "content-type" && v == "application/json"),
+            "{path}: {h:?}"
+        );
+    }
     let (status, h, body) = request_full(&kv.base, "DELETE", "/api/repos", &[], None);
     assert_eq!(status, 405);
     assert!(json(&body)["detail"].is_string());

@@ -12,27 +12,12 @@ use fake_tools::FakeTools;
 use kv::{Kv, json};
 use std::time::{Duration, Instant};
 
-fn wait_status(kv: &Kv, want: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let h = json(&kv.get("/health").1);
-        if h["services"]["mcp_server"]["status"] == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tool service never became {want}: {h}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn rest_through_our_own_mcp_server() {
     let upstream = Kv::start_with_docs(&[]);
     let url = format!("{}/mcp", upstream.base);
     let kv = Kv::start_with_docs(&[("MCP_SERVER_URL", &url)]);
-    wait_status(&kv, "connected", Duration::from_secs(15));
+    kv.wait_tools("connected", Duration::from_secs(15));
     let h = json(&kv.get("/health").1);
     assert_eq!(
         h["services"]["mcp_server"]["transport"], "streamable-http",
@@ -90,7 +75,7 @@ fn rest_through_a_simple_http_tool_server() {
     let tools = FakeTools::start();
     // auto: the MCP handshake fails, the simple form answers.
     let kv = Kv::start_with_docs(&[("MCP_SERVER_URL", &tools.url)]);
-    wait_status(&kv, "connected", Duration::from_secs(15));
+    kv.wait_tools("connected", Duration::from_secs(15));
     let repos = json(&kv.get("/api/repos").1);
     assert_eq!(
         repos[0],
@@ -103,6 +88,14 @@ fn rest_through_a_simple_http_tool_server() {
     assert_eq!(kv.get("/api/repos/alpha/files/zzz.md").0, 404);
     assert_eq!(kv.get("/api/repos/gamma/tree").0, 404);
     assert_eq!(tools.count("get_documentation"), 2);
+
+    // A tool that fails on the server: 500 with the server's message.
+    let (status, body) = kv.get("/api/repos/broken/tree");
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        json(&body)["detail"].as_str().unwrap().contains("exploded"),
+        "{body}"
+    );
 
     // Another server's shapes still reach the frontend in the contract's.
     let tree = json(&kv.get("/api/repos/plain/tree").1);
@@ -133,13 +126,19 @@ fn tool_server_down_at_start_then_up_then_gone() {
     let h = json(&kv.get("/health").1);
     assert_eq!(h["services"]["mcp_server"]["status"], "disconnected");
     assert_eq!(h["status"], "unhealthy");
-    let (status, body) = kv.get("/api/repos");
-    assert_eq!(status, 503, "{body}");
-    assert!(json(&body)["detail"].is_string());
+    for path in [
+        "/api/repos",
+        "/api/repos/alpha/tree",
+        "/api/repos/alpha/files/README.md",
+    ] {
+        let (status, body) = kv.get(path);
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(json(&body)["detail"].is_string());
+    }
 
     // It comes up: used within a few seconds, no restart.
     let tools = FakeTools::start_on(port);
-    wait_status(&kv, "connected", Duration::from_secs(10));
+    kv.wait_tools("connected", Duration::from_secs(10));
     assert_eq!(json(&kv.get("/health").1)["status"], "degraded");
     assert_eq!(kv.get("/api/repos").0, 200);
 
@@ -153,5 +152,19 @@ fn tool_server_down_at_start_then_up_then_gone() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    wait_status(&kv, "disconnected", Duration::from_secs(15));
+    kv.wait_tools("disconnected", Duration::from_secs(15));
+}
+
+#[test]
+fn claude_configured_but_tools_down_is_degraded() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let kv = Kv::start_with_docs(&[("MCP_SERVER_URL", &url), ("ANTHROPIC_API_KEY", "sk-ant-x")]);
+    let h = json(&kv.get("/health").1);
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(h["services"]["claude_api"]["status"], "available");
+    assert_eq!(h["services"]["mcp_server"]["status"], "disconnected");
 }

@@ -32,11 +32,7 @@ fn service(claude: &FakeClaude, tools: &FakeTools, extra: &[(&str, &str)]) -> Kv
     all.extend_from_slice(extra);
     let kv = Kv::start_with_docs(&all);
     // The tool server is polled in the background; wait until it is seen.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while json(&kv.get("/health").1)["services"]["mcp_server"]["status"] != "connected" {
-        assert!(Instant::now() < deadline, "tool server never connected");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    kv.wait_tools("connected", Duration::from_secs(15));
     kv
 }
 
@@ -59,6 +55,19 @@ fn text_only_answer_streams_and_is_stored() {
     assert_eq!(msgs[1]["id"], id);
     let req = &claude.requests()[0];
     assert_eq!(req.body["stream"], true);
+    assert_eq!(req.body["model"], "claude-sonnet-4-20250514");
+    assert_eq!(req.body["max_tokens"], 4096);
+    let system = req.body["system"].as_str().unwrap();
+    for rule in ["GitHub organization", "cite", "did not find it"] {
+        assert!(
+            system.contains(rule),
+            "system prompt lacks {rule:?}: {system}"
+        );
+    }
+    assert!(
+        !system.contains("scoped"),
+        "no scope was asked for: {system}"
+    );
     assert_eq!(
         req.body["messages"],
         json!([{"role": "user", "content": "hi there"}])
@@ -134,6 +143,7 @@ fn tool_use_runs_once_and_results_go_back_to_claude() {
     );
     assert_eq!(events[2]["toolId"], "toolu_A");
     assert_eq!(events[2]["result"]["metadata"]["path"], "docs/a b.md");
+    assert_eq!(events[2]["name"], "get_documentation");
     assert!(events[2]["duration"].is_u64());
     assert_eq!(events[4]["result"][0]["name"], "alpha");
     // Each tool ran exactly once.
@@ -247,7 +257,8 @@ fn invalid_key_is_reported_without_showing_it() {
     let claude = FakeClaude::start(vec![Reply::error(
         401,
         "authentication_error",
-        "invalid x-api-key",
+        // A server that echoes the key back: it must still not reach anyone.
+        "invalid x-api-key: sk-ant-test-KEY",
     )]);
     let tools = FakeTools::start();
     let kv = service(&claude, &tools, &[]);
@@ -481,10 +492,17 @@ fn repo_scope_reaches_the_system_prompt() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(
-        system.contains("`alpha`") && system.contains("first"),
-        "{system}"
-    );
+    for rule in [
+        "`alpha`",
+        "Search that repository first",
+        "widen",
+        "which repository each fact",
+    ] {
+        assert!(
+            system.contains(rule),
+            "scoped prompt lacks {rule:?}: {system}"
+        );
+    }
 }
 
 #[test]
@@ -494,11 +512,7 @@ fn offline_mode_answers_from_search_results() {
         ("MCP_SERVER_URL", &tools.url),
         ("MCP_TRANSPORT", "simple-http"),
     ]);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while json(&kv.get("/health").1)["services"]["mcp_server"]["status"] != "connected" {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    kv.wait_tools("connected", Duration::from_secs(15));
     let mut ws = connect(kv.port, "conv-offline", None).unwrap();
     ws.ask("retention of logs");
     let events = ws.until_done();
@@ -517,4 +531,67 @@ fn offline_mode_answers_from_search_results() {
         "{answer}"
     );
     assert_eq!(tools.count("search_documentation"), 1);
+}
+
+#[test]
+fn cancel_while_a_tool_runs_runs_no_more_tools() {
+    let claude = FakeClaude::start(vec![Reply::sse(sse::tool_turn(
+        None,
+        &[
+            (
+                "toolu_slow",
+                "get_documentation",
+                json!({"repo": "slow", "path": "a.md"}),
+            ),
+            ("toolu_next", "list_repositories", json!({})),
+        ],
+    ))]);
+    let tools = FakeTools::start();
+    let kv = service(&claude, &tools, &[]);
+    let mut ws = connect(kv.port, "conv-tool-cancel", None).unwrap();
+    ws.ask("read the slow one");
+    let start = ws.next(Duration::from_secs(10)).unwrap();
+    assert_eq!(start["type"], "tool_use_start");
+    assert_eq!(start["toolId"], "toolu_slow");
+    // While the tool runs: ping is answered at once, then cancel.
+    let t = Instant::now();
+    ws.send(json!({"type": "ping"}));
+    assert_eq!(ws.next(Duration::from_secs(5)).unwrap()["type"], "pong");
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "pong took {:?}",
+        t.elapsed()
+    );
+    ws.send(json!({"type": "cancel"}));
+    let rest = ws.until_done();
+    // The running tool finishes and reports; nothing else runs.
+    assert_eq!(types(&rest), ["tool_result", "done"], "{rest:?}");
+    assert!(
+        rest[0]["duration"].as_u64().unwrap() >= fake_tools::SLOW_TOOL.as_millis() as u64 - 50,
+        "{}",
+        rest[0]
+    );
+    assert_eq!(tools.count("list_repositories"), 0);
+    assert_eq!(
+        claude.requests().len(),
+        1,
+        "no request to Claude after a cancel"
+    );
+    let msgs = json(&kv.get("/api/conversations/conv-tool-cancel/messages").1);
+    assert_eq!(msgs[1]["status"], "cancelled");
+}
+
+#[test]
+fn a_conversation_created_over_rest_is_used_by_the_socket() {
+    let claude = FakeClaude::start(vec![Reply::sse(sse::text_turn(&["Hi."]))]);
+    let tools = FakeTools::start();
+    let kv = service(&claude, &tools, &[]);
+    let (_, body) = kv::request(&kv.base, "POST", "/api/conversations", &[], None);
+    let id = json(&body)["id"].as_str().unwrap().to_string();
+    let mut ws = connect(kv.port, &id, None).unwrap();
+    ws.ask("hello");
+    ws.until_done();
+    let msgs = json(&kv.get(&format!("/api/conversations/{id}/messages")).1);
+    assert_eq!(msgs[0]["content"], "hello");
+    assert_eq!(msgs[1]["content"], "Hi.");
 }

@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long the `slow` repository's documents take to read.
+pub const SLOW_TOOL: Duration = Duration::from_millis(600);
+
 pub struct FakeTools {
     pub url: String,
     calls: Arc<Mutex<Vec<(String, Value)>>>,
@@ -83,6 +86,17 @@ fn answer(name: &str, args: &Value) -> (u16, Value) {
             200,
             json!({"result": [{"name": "alpha", "doc_count": 2, "description": "Alpha docs"}, {"name": "beta", "doc_count": 1}]}),
         ),
+        // A tool that fails on the server, and one that takes its time.
+        "list_repo_docs" if args["repo"] == "broken" => {
+            (500, json!({"detail": "the tool exploded"}))
+        }
+        "get_documentation" if args["repo"] == "slow" => {
+            std::thread::sleep(SLOW_TOOL);
+            (
+                200,
+                json!({"result": {"content": "slow", "metadata": {"repo": "slow", "path": "a.md", "size": 4}}}),
+            )
+        }
         // A server of another kind: names instead of objects, a document as text.
         "list_repo_docs" if args["repo"] == "plain" => {
             (200, json!({"result": ["README.md", "docs/x.md"]}))

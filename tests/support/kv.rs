@@ -131,6 +131,22 @@ impl Kv {
         false
     }
 
+    /// Waits until `/health` reports the tool service as `want`.
+    pub fn wait_tools(&self, want: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let h = json(&self.get("/health").1);
+            if h["services"]["mcp_server"]["status"] == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tool service never became {want}: {h}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn get(&self, path: &str) -> (u16, String) {
         request(&self.base, "GET", path, &[], None)
     }
