@@ -15,7 +15,7 @@
 use crate::app::App;
 use crate::chat::turn::{self, EventSink, StartError};
 use crate::conversations::Conversation;
-use crate::http::header;
+use crate::http::{header, refuse};
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -45,29 +45,17 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE))
 }
 
-/// Why a handshake was refused, with its HTTP status.
-fn refuse(rq: Request, status: u16, detail: &str) -> u16 {
-    let body = json!({ "detail": detail }).to_string();
-    let header = Header::from_bytes("Content-Type", "application/json").ok();
-    let mut resp = Response::from_string(body).with_status_code(status);
-    if let Some(h) = header {
-        resp = resp.with_header(h);
-    }
-    let _ = rq.respond(resp);
-    status
-}
-
 /// Handles an upgrade request; returns the HTTP status sent (101 on success).
 pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String) -> u16 {
     if let Some(origin) = header(&rq, "Origin")
         && !app.config.origin_allowed(origin)
     {
-        return refuse(rq, 403, "origin not allowed");
+        return refuse(app, rq, 403, "origin not allowed");
     }
     let is_upgrade = header(&rq, "Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
         && header(&rq, "Connection").is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"));
     if !is_upgrade {
-        return refuse(rq, 400, "expected a WebSocket upgrade request");
+        return refuse(app, rq, 400, "expected a WebSocket upgrade request");
     }
     if header(&rq, "Sec-WebSocket-Version") != Some("13") {
         let _ = rq.respond(Response::empty(426).with_header(
@@ -76,15 +64,15 @@ pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String) -> u16 {
         return 426;
     }
     let Some(key) = header(&rq, "Sec-WebSocket-Key").map(str::to_string) else {
-        return refuse(rq, 400, "missing Sec-WebSocket-Key");
+        return refuse(app, rq, 400, "missing Sec-WebSocket-Key");
     };
     if !rq.has_upgrade_stream() {
         // The upgrade came after other requests on a keep-alive connection.
-        return refuse(rq, 400, "open the WebSocket on a new connection");
+        return refuse(app, rq, 400, "open the WebSocket on a new connection");
     }
     if app.ws_sessions.fetch_add(1, Ordering::SeqCst) >= app.config.max_ws_sessions {
         app.ws_sessions.fetch_sub(1, Ordering::SeqCst);
-        return refuse(rq, 503, "too many open chat sessions");
+        return refuse(app, rq, 503, "too many open chat sessions");
     }
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let resp = Response::empty(101).with_header(

@@ -8,6 +8,7 @@
 //! neither exits nor spins.
 
 mod routes;
+pub(crate) use routes::refuse;
 mod shape;
 
 use crate::app::App;
@@ -96,19 +97,22 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
 }
 
 fn worker(app: &Arc<App>, slot: &Mutex<Slot>, failed: &crossbeam_channel::Sender<u64>) {
+    let current = || {
+        let s = slot.lock().unwrap_or_else(|p| p.into_inner());
+        (s.generation, s.server.clone())
+    };
+    // The slot changes only after a failure, so it is read again only then
+    // (or after an idle second), not once per request.
+    let (mut generation, mut server) = current();
     loop {
-        let (generation, server) = {
-            let s = slot.lock().unwrap_or_else(|p| p.into_inner());
-            (s.generation, s.server.clone())
-        };
-        // A bounded wait, so a worker notices a rebuilt server within a second.
         match server.recv_timeout(Duration::from_secs(1)) {
             Ok(Some(rq)) => routes::handle(app, rq),
-            Ok(None) => {}
+            Ok(None) => (generation, server) = current(),
             Err(e) => {
                 log::warn!("HTTP server error: {e}");
                 let _ = failed.send(generation);
                 std::thread::sleep(Duration::from_millis(100));
+                (generation, server) = current();
             }
         }
     }

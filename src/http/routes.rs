@@ -346,6 +346,12 @@ fn decode(raw: &str) -> Result<String, Reply> {
     String::from_utf8(out).map_err(|_| bad())
 }
 
+/// Answers `{"detail": ...}` with `status` (used by the WebSocket handshake
+/// for its refusals, which have no CORS to add: browsers send no preflight).
+pub(crate) fn refuse(app: &App, rq: Request, status: u16, detail: &str) -> u16 {
+    respond(rq, Reply::detail(status, detail), None, app)
+}
+
 fn respond(rq: Request, reply: Reply, origin: Option<&str>, app: &App) -> u16 {
     let status = reply.status;
     let mut resp = Response::from_data(reply.body).with_status_code(status);
