@@ -11,7 +11,7 @@
 //! Symlinks are followed only while they stay inside `DOCS_DIR`. This module
 //! does not index or parse anything.
 
-use super::source::{DocFile, MAX_DOC_BYTES, RepoSnapshot, SKIPPED_DIRS, Source, is_doc_path};
+use super::source::{DocFile, MAX_DOC_BYTES, RepoSnapshot, Source, is_doc_path, is_skipped_dir};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::collections::hash_map::DefaultHasher;
@@ -56,10 +56,6 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-fn skipped_dir(name: &str) -> bool {
-    name.starts_with('.') || SKIPPED_DIRS.contains(&name)
 }
 
 impl LocalSource {
@@ -129,7 +125,7 @@ fn repo_candidates(root: &Path) -> Result<Vec<PathBuf>, String> {
     let mut dirs = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if skipped_dir(&name) {
+        if is_skipped_dir(&name) {
             continue;
         }
         if let Some(path) = resolve_inside(root, &entry.path()) {
@@ -207,7 +203,7 @@ fn walk_dir(
             }
         };
         if meta.is_dir() {
-            if !skipped_dir(&name) {
+            if !is_skipped_dir(&name) {
                 walk_dir(root, &path, &rel, files, large, seen);
             }
         } else if meta.is_file() && is_doc_path(&rel) {

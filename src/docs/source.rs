@@ -62,26 +62,24 @@ pub const MAX_DOC_BYTES: u64 = 1024 * 1024;
 /// CONTRIBUTING, CHANGELOG without extension. Files under skipped or hidden
 /// folders are not.
 pub fn is_doc_path(path: &str) -> bool {
-    let mut parts: Vec<&str> = path.split('/').collect();
-    let Some(file) = parts.pop() else {
-        return false;
-    };
-    if parts
-        .iter()
-        .any(|d| d.starts_with('.') || SKIPPED_DIRS.contains(d))
-    {
+    let (dirs, file) = path.rsplit_once('/').unwrap_or(("", path));
+    if !dirs.is_empty() && dirs.split('/').any(is_skipped_dir) {
         return false;
     }
     if file.starts_with('.') {
         return false;
     }
-    let lower = file.to_ascii_lowercase();
-    match lower.rsplit_once('.') {
-        Some((stem, ext)) => {
-            !stem.is_empty() && matches!(ext, "md" | "mdx" | "markdown" | "rst" | "txt")
-        }
-        None => matches!(lower.as_str(), "readme" | "contributing" | "changelog"),
+    let is = |s: &str, names: &[&str]| names.iter().any(|n| s.eq_ignore_ascii_case(n));
+    match file.rsplit_once('.') {
+        Some((stem, ext)) => !stem.is_empty() && is(ext, &["md", "mdx", "markdown", "rst", "txt"]),
+        None => is(file, &["readme", "contributing", "changelog"]),
     }
+}
+
+/// Folders never descended into: hidden ones and [`SKIPPED_DIRS`]. Shared
+/// by every source so they select the same files.
+pub fn is_skipped_dir(name: &str) -> bool {
+    name.starts_with('.') || SKIPPED_DIRS.contains(&name)
 }
 
 #[cfg(test)]

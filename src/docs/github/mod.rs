@@ -17,7 +17,7 @@ pub use cache::git_blob_sha;
 
 use crate::config::GithubConfig;
 use crate::docs::source::{
-    DocFile, MAX_DOC_BYTES, RepoSnapshot, SKIPPED_DIRS, Source, is_doc_path,
+    DocFile, MAX_DOC_BYTES, RepoSnapshot, Source, is_doc_path, is_skipped_dir,
 };
 use api::{Api, ApiError, Fetched, encode_path, lock, unix_millis};
 use cache::{Cache, FileEntry, Page, RepoInfo, RepoState, State, is_hex_sha, sha_matches};
@@ -493,7 +493,7 @@ impl GithubSource {
                     format!("{prefix}/{name}")
                 };
                 if e.kind == "tree" {
-                    if !name.starts_with('.') && !SKIPPED_DIRS.contains(&name.as_str()) {
+                    if !is_skipped_dir(&name) {
                         stack.push((e.path, e.sha));
                     }
                 } else {
