@@ -623,3 +623,30 @@ fn first_source_wins_a_repository_name() {
         json!([{"source": "first"}, {"source": "second"}])
     );
 }
+
+#[test]
+fn a_slow_source_does_not_hold_up_another() {
+    let d = TempDir::new("beside-slow");
+    d.write("local/README.md", "# Local\n\nfirst\n");
+    let (release, gate) = crossbeam_channel::bounded::<()>(1);
+    let (entered_tx, entered) = crossbeam_channel::bounded::<()>(1);
+    let p = DocsProvider::with_sources(vec![
+        Box::new(GatedSource {
+            calls: AtomicUsize::new(0),
+            gate: Mutex::new(Some(gate)),
+            entered: entered_tx,
+        }),
+        Box::new(LocalSource::new(d.path(), Duration::from_millis(200))),
+    ]);
+    // The gated source is stuck in its refresh (like a long GitHub sync)…
+    entered.recv_timeout(Duration::from_secs(10)).unwrap();
+    d.write(
+        "local/later.md",
+        "# Later\n\nadded while the other source syncs\n",
+    );
+    // …and the local change is still picked up.
+    wait_for("the local change", || {
+        paths(&p, "local") == ["README.md", "later.md"]
+    });
+    release.send(()).unwrap();
+}

@@ -55,7 +55,7 @@ impl Shared {
 
 pub struct DocsProvider {
     shared: Arc<Shared>,
-    /// Dropping the provider drops this sender, which ends the refresh thread.
+    /// Dropping the provider drops this sender, which ends the refresh threads.
     _stop: Sender<()>,
 }
 
@@ -113,13 +113,7 @@ impl DocsProvider {
             index: RwLock::new((Arc::new(index), info)),
         });
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
-        let thread_shared = shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("docs-refresh".into())
-            .spawn(move || refresh_loop(&thread_shared, snapshots, &stopped));
-        if let Err(e) = spawned {
-            log::error!("cannot start the documentation refresh thread: {e}");
-        }
+        start_refresh(&shared, snapshots, &stopped);
         Arc::new(DocsProvider {
             shared,
             _stop: stop,
@@ -307,64 +301,71 @@ fn build(snapshots: Vec<Arc<Vec<RepoSnapshot>>>) -> (Index, BuildInfo) {
     )
 }
 
-/// Polls each source when it is due; rebuilds and swaps when any changed.
-/// Ends when the provider (and so the stop sender) is dropped.
-fn refresh_loop(
-    shared: &Shared,
+/// One thread per source, so a long GitHub sync (or a wait for its rate
+/// limit) never delays picking up a local change; and one builder thread
+/// that rebuilds the index aside whenever a source delivered a new snapshot,
+/// then swaps it in. All end when the provider is dropped (`stop` closes).
+fn start_refresh(
+    shared: &Arc<Shared>,
     mut snapshots: Vec<Arc<Vec<RepoSnapshot>>>,
     stop: &crossbeam_channel::Receiver<()>,
 ) {
-    let now = Instant::now();
-    let mut due: Vec<Instant> = shared
-        .sources
-        .iter()
-        .zip(&snapshots)
-        .map(|(s, snap)| {
-            // A source skipped at start-up (slow first sync) runs at once.
-            if snap.is_empty() && s.first_refresh_is_slow() {
-                now
-            } else {
-                now + s.interval()
-            }
-        })
-        .collect();
-    loop {
-        let next = due
-            .iter()
-            .min()
-            .copied()
-            .unwrap_or(now + Duration::from_secs(3600));
-        let wait = next.saturating_duration_since(Instant::now());
-        match stop.recv_timeout(wait) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        let mut changed = false;
-        for (i, s) in shared.sources.iter().enumerate() {
-            if due[i] > Instant::now() {
-                continue;
-            }
-            match s.refresh() {
-                Ok(Some(snap)) => {
-                    snapshots[i] = Arc::new(snap);
-                    changed = true;
+    let (changed, changes) = crossbeam_channel::unbounded::<(usize, Vec<RepoSnapshot>)>();
+    for (i, snap) in snapshots.iter().enumerate() {
+        let (shared, stop, changed) = (shared.clone(), stop.clone(), changed.clone());
+        // A source skipped at start-up (slow first sync) runs at once.
+        let first = if snap.is_empty() && shared.sources[i].first_refresh_is_slow() {
+            Duration::ZERO
+        } else {
+            shared.sources[i].interval()
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("docs-source-{i}"))
+            .spawn(move || {
+                let source = &shared.sources[i];
+                let mut wait = first;
+                while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(wait) {
+                    match source.refresh() {
+                        Ok(Some(snap)) => {
+                            if changed.send((i, snap)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => {}
+                        // The source logged its own error line.
+                        Err(e) => log::debug!("documentation source {}: {e}", source.label()),
+                    }
+                    wait = source.interval().max(Duration::from_millis(100));
                 }
-                Ok(None) => {}
-                // The source logged its own error line.
-                Err(e) => log::debug!("documentation source {}: {e}", s.label()),
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start a documentation refresh thread: {e}");
+        }
+    }
+    drop(changed);
+    let shared = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("docs-index".into())
+        .spawn(move || {
+            // Ends when every source thread has ended.
+            for (i, snap) in changes.iter() {
+                snapshots[i] = Arc::new(snap);
+                // Changes that arrived meanwhile go into the same build.
+                for (i, snap) in changes.try_iter() {
+                    snapshots[i] = Arc::new(snap);
+                }
+                let (index, info) = build(snapshots.clone());
+                let fresh = (Arc::new(index), info);
+                // The old index is freed after the lock is released.
+                let old = std::mem::replace(
+                    &mut *shared.index.write().unwrap_or_else(|e| e.into_inner()),
+                    fresh,
+                );
+                drop(old);
             }
-            due[i] = Instant::now() + s.interval().max(Duration::from_millis(100));
-        }
-        if changed {
-            let (index, info) = build(snapshots.clone());
-            let fresh = (Arc::new(index), info);
-            // The old index is freed after the lock is released.
-            let old = std::mem::replace(
-                &mut *shared.index.write().unwrap_or_else(|e| e.into_inner()),
-                fresh,
-            );
-            drop(old);
-        }
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start the documentation index thread: {e}");
     }
 }
 
