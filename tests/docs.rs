@@ -3,49 +3,21 @@
 //! errors, ranking and snippets, refresh, and queries during a rebuild.
 //! Fixtures are written to a fresh temporary folder by each test.
 
+#[path = "support/kv.rs"]
+mod kv;
 use knowledge_vault::config::Config;
 use knowledge_vault::docs::DocsProvider;
 use knowledge_vault::docs::local::LocalSource;
 use knowledge_vault::docs::source::{DocFile, RepoSnapshot, Source};
 use knowledge_vault::tools::{ToolError, ToolProvider};
+use kv::TempDir;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A temporary folder removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "kv-docs-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn write(&self, rel: &str, content: impl AsRef<[u8]>) {
-        let p = self.0.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn local(dir: &Path) -> Arc<DocsProvider> {
     DocsProvider::with_sources(vec![Box::new(LocalSource::new(

@@ -4,12 +4,15 @@
 #[path = "support/fake_github.rs"]
 mod fake_github;
 
+#[path = "support/kv.rs"]
+mod kv;
 use fake_github::{FakeGithub, FakeRepo, FakeState, Kind, Reply};
 use knowledge_vault::config::{Config, GithubConfig};
 use knowledge_vault::docs::github::GithubSource;
 use knowledge_vault::docs::source::{RepoSnapshot, Source};
+use kv::TempDir;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -47,29 +50,6 @@ fn logs(needle: &str) -> Vec<String> {
         .filter(|l| l.contains(needle))
         .cloned()
         .collect()
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let p = std::env::temp_dir().join(format!("kv-gh-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A GitHub configuration as the environment would give it.
