@@ -728,14 +728,6 @@ fn server_everything() -> String {
     path
 }
 
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 #[ignore = "needs the npm peer: scripts/ci/install-mcp-peers.sh, then cargo test -- --ignored interop"]
 fn interop_server_everything_streamable_http() {

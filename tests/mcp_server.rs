@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use support::mcp_fake::wait_for;
+use support::mcp_fake::{Child, wait_for};
 use support::mcp_http::McpHttpServer;
 
 /// The four documentation tools over two tiny in-memory repositories.
@@ -804,14 +804,6 @@ fn fixture_docs() -> std::path::PathBuf {
         std::fs::write(p, text).unwrap();
     }
     dir
-}
-
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn check_sdk_report(out: std::process::Output) {
