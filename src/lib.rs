@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod docs;
 pub mod http;
 pub mod mcp_server;
+pub mod net;
 pub mod sse;
 pub mod tools;
 pub mod ws;

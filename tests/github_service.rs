@@ -62,6 +62,9 @@ fn mirrors_an_organization_and_restarts_from_the_cache() {
         ("GITHUB_TOKEN", "ghp_TESTTOKEN"),
         ("GITHUB_API_URL", api.as_str()),
         ("CACHE_DIR", cache.to_str().unwrap()),
+        // A proxy in the environment is not used for a server on this machine.
+        ("HTTPS_PROXY", "http://127.0.0.1:9"),
+        ("HTTP_PROXY", "http://127.0.0.1:9"),
     ];
 
     let kv = Kv::start(home.path(), &env);

@@ -73,8 +73,13 @@ fn rest_through_our_own_mcp_server() {
 #[test]
 fn rest_through_a_simple_http_tool_server() {
     let tools = FakeTools::start();
-    // auto: the MCP handshake fails, the simple form answers.
-    let kv = Kv::start_with_docs(&[("MCP_SERVER_URL", &tools.url)]);
+    // auto: the MCP handshake fails, the simple form answers. A proxy in the
+    // environment (a dead one here) is not used for a server on this machine.
+    let kv = Kv::start_with_docs(&[
+        ("MCP_SERVER_URL", &tools.url),
+        ("HTTP_PROXY", "http://127.0.0.1:9"),
+        ("http_proxy", "http://127.0.0.1:9"),
+    ]);
     kv.wait_tools("connected", Duration::from_secs(15));
     let repos = json(&kv.get("/api/repos").1);
     assert_eq!(

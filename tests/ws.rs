@@ -28,6 +28,9 @@ fn service(claude: &FakeClaude, tools: &FakeTools, extra: &[(&str, &str)]) -> Kv
         ("ANTHROPIC_BASE_URL", &claude_url),
         ("MCP_SERVER_URL", &tools.url),
         ("MCP_TRANSPORT", "simple-http"),
+        // Never used for the fakes on this machine.
+        ("HTTP_PROXY", "http://127.0.0.1:9"),
+        ("http_proxy", "http://127.0.0.1:9"),
     ];
     all.extend_from_slice(extra);
     let kv = Kv::start_with_docs(&all);

@@ -177,6 +177,7 @@ impl McpClient {
             .max_idle_connections(64)
             .max_idle_connections_per_host(64)
             .user_agent(format!("knowledge-vault/{}", env!("CARGO_PKG_VERSION")))
+            .proxy(crate::net::proxy_for(url))
             .build();
         let (display_url, userinfo) = split_userinfo(url);
         let client = Arc::new(McpClient {

@@ -17,12 +17,12 @@ mod policy;
 
 use self::assemble::{Assembler, Flow};
 use crate::config::{Config, Secret};
+use crate::net;
 use crate::sse::SseReader;
 use crate::tools::ToolSpec;
 use serde::Serialize;
 use serde_json::Value;
 use std::io::{BufReader, Read};
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -512,12 +512,12 @@ impl ClaudeClient {
         let timeout = Some(self.config.connect_timeout);
         // With a resolve timeout ureq runs every lookup on a new thread (2 MiB
         // stack), even for an IP address, where there is nothing to wait for.
-        let resolve_timeout = if host_is_ip(&self.config.base_url) {
+        let resolve_timeout = if net::host_is_ip(&self.config.base_url) {
             None
         } else {
             timeout
         };
-        let mut builder = ureq::Agent::config_builder()
+        let builder = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("knowledge-vault/", env!("CARGO_PKG_VERSION")))
@@ -528,12 +528,10 @@ impl ClaudeClient {
             .input_buffer_size(UREQ_BUFFER)
             .output_buffer_size(UREQ_BUFFER)
             .max_response_header_size(UREQ_BUFFER);
-        // The environment's HTTP(S)_PROXY is kept for real hosts; a local
-        // server (tests, a gateway on this machine) is never proxied.
-        if is_loopback(&self.config.base_url) {
-            builder = builder.proxy(None);
-        }
-        builder.build().new_agent()
+        builder
+            .proxy(net::proxy_for(&self.config.base_url))
+            .build()
+            .new_agent()
     }
 
     fn scrub(&self, e: ClaudeError) -> ClaudeError {
@@ -594,54 +592,5 @@ fn sleep_unless_cancelled(delay: Duration, cancel: &Cancel) -> bool {
             return true;
         }
         std::thread::sleep((until - now).min(CANCEL_POLL));
-    }
-}
-
-fn host(base_url: &str) -> Option<String> {
-    let uri = base_url.parse::<ureq::http::Uri>().ok()?;
-    let host = uri.host()?;
-    Some(
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-    )
-}
-
-fn is_loopback(base_url: &str) -> bool {
-    host(base_url).is_some_and(|host| {
-        host.eq_ignore_ascii_case("localhost")
-            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-    })
-}
-
-fn host_is_ip(base_url: &str) -> bool {
-    host(base_url).is_some_and(|host| host.parse::<IpAddr>().is_ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ip_hosts_need_no_lookup() {
-        assert!(host_is_ip("http://127.0.0.1:8080"));
-        assert!(host_is_ip("http://[::1]:9/x"));
-        assert!(!host_is_ip("https://api.anthropic.com"));
-        assert!(!host_is_ip("http://localhost:1"));
-    }
-
-    #[test]
-    fn loopback_hosts() {
-        for url in [
-            "http://127.0.0.1:8080",
-            "http://localhost/prefix",
-            "http://[::1]:9/x",
-            "http://127.1.2.3",
-        ] {
-            assert!(is_loopback(url), "{url}");
-        }
-        for url in ["https://api.anthropic.com", "http://10.0.0.1", "not a url"] {
-            assert!(!is_loopback(url), "{url}");
-        }
     }
 }

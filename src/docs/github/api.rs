@@ -93,6 +93,7 @@ impl Api {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .user_agent(format!("knowledge-vault/{}", env!("CARGO_PKG_VERSION")))
+            .proxy(crate::net::proxy_for(base))
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .timeout_connect(Some(Duration::from_secs(15)))
             .timeout_send_request(Some(Duration::from_secs(30)))
