@@ -276,7 +276,7 @@ impl ClaudeClient {
             };
             let delay = match failure.retry {
                 Some(server_delay) if retries < policy::MAX_RETRIES => {
-                    server_delay.unwrap_or_else(|| policy::backoff(retries, policy::jitter()))
+                    server_delay.unwrap_or_else(|| net::backoff(retries, net::jitter()))
                 }
                 _ => {
                     return Err(match failure.error {

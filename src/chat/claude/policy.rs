@@ -54,21 +54,6 @@ pub(super) fn server_delay(
     (!delay.is_zero() && delay <= MAX_SERVER_DELAY).then_some(delay)
 }
 
-/// min(0.5 s × 2^n, 8 s) × (1 − 0.25·r), `n` = retries already done.
-pub(super) fn backoff(retries_done: u32, random: f64) -> Duration {
-    let base = (0.5 * 2f64.powi(retries_done.min(16) as i32)).min(8.0);
-    Duration::from_secs_f64(base * (1.0 - 0.25 * random.clamp(0.0, 1.0)))
-}
-
-/// A number in [0, 1) without a rand crate: a v4 UUID is 122 random bits
-/// from the OS generator.
-pub(super) fn jitter() -> f64 {
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[..8]);
-    (u64::from_le_bytes(word) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// IMF-fixdate, the only form RFC 9110 lets servers send:
 /// `Sun, 06 Nov 1994 08:49:37 GMT`.
 fn parse_http_date(s: &str) -> Option<SystemTime> {
@@ -161,6 +146,7 @@ pub(super) fn redact(message: String, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::{backoff, jitter};
 
     #[test]
     fn retryable_statuses() {

@@ -11,7 +11,8 @@ use std::thread::sleep;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Sleeps between attempts after a 5xx or a connection error.
-const BACKOFF: [Duration; 2] = [Duration::from_millis(500), Duration::from_millis(1000)];
+/// Retries of a 5xx or a broken connection (with `net::backoff`).
+const TRANSIENT_RETRIES: u32 = 2;
 /// How many times one request may be held back by a rate limit.
 const MAX_LIMIT_RETRIES: u32 = 5;
 /// The primary limit resets within the hour; a reset further away is a
@@ -141,7 +142,7 @@ impl Api {
     /// One GET with every retry rule applied. `etag` makes it conditional;
     /// `limit` bounds the body read.
     pub fn get(&self, url: &str, etag: Option<&str>, limit: u64) -> Result<Fetched, ApiError> {
-        let mut transient = 0usize;
+        let mut transient = 0u32;
         let mut limited = 0u32;
         loop {
             if self.stopped() {
@@ -164,10 +165,11 @@ impl Api {
                 Ok(r) => r,
                 Err(e) => {
                     let msg = self.scrub(&e.to_string());
-                    if let Some(pause) = BACKOFF.get(transient) {
+                    if transient < TRANSIENT_RETRIES {
+                        let pause = crate::net::backoff(transient, crate::net::jitter());
                         log::debug!("{}: GET {url}: {msg}; retrying", self.label);
                         transient += 1;
-                        sleep(*pause);
+                        sleep(pause);
                         continue;
                     }
                     return Err(ApiError::Transport(msg));
@@ -198,9 +200,10 @@ impl Api {
                     Err(ureq::Error::BodyExceedsLimit(n)) => Err(ApiError::TooLarge(n)),
                     Err(e) => {
                         let msg = self.scrub(&e.to_string());
-                        if let Some(pause) = BACKOFF.get(transient) {
+                        if transient < TRANSIENT_RETRIES {
+                            let pause = crate::net::backoff(transient, crate::net::jitter());
                             transient += 1;
-                            sleep(*pause);
+                            sleep(pause);
                             continue;
                         }
                         Err(ApiError::Transport(msg))
@@ -249,10 +252,11 @@ impl Api {
                 404 => return Err(ApiError::NotFound(message)),
                 409 => return Err(ApiError::Conflict(message)),
                 500..=599 => {
-                    if let Some(pause) = BACKOFF.get(transient) {
+                    if transient < TRANSIENT_RETRIES {
+                        let pause = crate::net::backoff(transient, crate::net::jitter());
                         log::debug!("{}: GET {url}: HTTP {status}; retrying", self.label);
                         transient += 1;
-                        sleep(*pause);
+                        sleep(pause);
                         continue;
                     }
                     return Err(ApiError::Status(status, message));
