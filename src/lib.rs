@@ -12,4 +12,3 @@ pub mod mcp_server;
 pub mod net;
 pub mod sse;
 pub mod tools;
-pub mod ws;

@@ -142,15 +142,15 @@ impl McpServer {
     // ----- Streamable HTTP ---------------------------------------------------------
 
     pub fn handle_http(&self, req: &McpHttpRequest<'_>) -> McpHttpReply {
-        if let Some(host) = req.host {
-            if !self.host_allowed(host) {
-                return error_reply(421, INVALID_REQUEST, "Invalid Host header");
-            }
+        if let Some(host) = req.host
+            && !self.host_allowed(host)
+        {
+            return error_reply(421, INVALID_REQUEST, "Invalid Host header");
         }
-        if let Some(origin) = req.origin {
-            if !self.origin_allowed(origin) {
-                return error_reply(403, INVALID_REQUEST, "Invalid Origin header");
-            }
+        if let Some(origin) = req.origin
+            && !self.origin_allowed(origin)
+        {
+            return error_reply(403, INVALID_REQUEST, "Invalid Origin header");
         }
         match req.method.to_ascii_uppercase().as_str() {
             "POST" => self.http_post(req),
@@ -181,14 +181,14 @@ impl McpServer {
                 "Not Acceptable: Client must accept application/json or text/event-stream",
             );
         }
-        if let Some(ct) = req.content_type {
-            if !ct.to_ascii_lowercase().contains("application/json") {
-                return error_reply(
-                    415,
-                    INVALID_REQUEST,
-                    "Unsupported Media Type: Content-Type must be application/json",
-                );
-            }
+        if let Some(ct) = req.content_type
+            && !ct.to_ascii_lowercase().contains("application/json")
+        {
+            return error_reply(
+                415,
+                INVALID_REQUEST,
+                "Unsupported Media Type: Content-Type must be application/json",
+            );
         }
         let message: Value = match serde_json::from_slice(req.body) {
             Ok(v) => v,
@@ -210,17 +210,17 @@ impl McpServer {
         if !self.touch_session(session_id) {
             return error_reply(404, INVALID_REQUEST, "Session not found");
         }
-        if let Some(v) = req.protocol_version {
-            if !SUPPORTED_VERSIONS.contains(&v) {
-                return error_reply(
-                    400,
-                    INVALID_REQUEST,
-                    &format!(
-                        "Bad Request: Unsupported protocol version: {v} (supported versions: {})",
-                        SUPPORTED_VERSIONS.join(", ")
-                    ),
-                );
-            }
+        if let Some(v) = req.protocol_version
+            && !SUPPORTED_VERSIONS.contains(&v)
+        {
+            return error_reply(
+                400,
+                INVALID_REQUEST,
+                &format!(
+                    "Bad Request: Unsupported protocol version: {v} (supported versions: {})",
+                    SUPPORTED_VERSIONS.join(", ")
+                ),
+            );
         }
         let Some(response) = self.respond(&message) else {
             // A notification or a response: accepted, nothing to say.

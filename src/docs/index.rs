@@ -432,10 +432,10 @@ impl Index {
     pub fn search(&self, query: &str, repo: Option<u32>, limit: usize) -> Vec<Hit> {
         let mut terms: Vec<u32> = Vec::new();
         tokenize(query, |t, _, _| {
-            if let Some(&id) = self.vocab.get(t) {
-                if !terms.contains(&id) {
-                    terms.push(id);
-                }
+            if let Some(&id) = self.vocab.get(t)
+                && !terms.contains(&id)
+            {
+                terms.push(id);
             }
         });
         if terms.is_empty() || limit == 0 {

@@ -128,10 +128,10 @@ fn repo_candidates(root: &Path) -> Result<Vec<PathBuf>, String> {
         if is_skipped_dir(&name) {
             continue;
         }
-        if let Some(path) = resolve_inside(root, &entry.path()) {
-            if path.is_dir() {
-                dirs.push(entry.path());
-            }
+        if let Some(path) = resolve_inside(root, &entry.path())
+            && path.is_dir()
+        {
+            dirs.push(entry.path());
         }
     }
     dirs.sort();

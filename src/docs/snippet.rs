@@ -77,12 +77,11 @@ pub fn snippet(section: &str, terms: &HashSet<String>) -> String {
         }
     }
     let mut end = floor_boundary(&text, start + SNIPPET_BYTES);
-    if end < text.len() {
-        if let Some(sp) = text[start..end].rfind(' ') {
-            if sp > SNIPPET_BYTES / 2 {
-                end = start + sp;
-            }
-        }
+    if end < text.len()
+        && let Some(sp) = text[start..end].rfind(' ')
+        && sp > SNIPPET_BYTES / 2
+    {
+        end = start + sp;
     }
     let mut out = String::with_capacity(end - start + 8);
     if start > 0 {

@@ -104,12 +104,12 @@ pub fn tokenize(text: &str, mut emit: impl FnMut(&str, usize, usize)) {
                 prev = Some((i, c));
                 count += 1;
             }
-            if count == 1 {
-                if let Some((pi, pc)) = prev {
-                    buf.clear();
-                    buf.push(pc);
-                    emit(&buf, pi, pi + pc.len_utf8());
-                }
+            if count == 1
+                && let Some((pi, pc)) = prev
+            {
+                buf.clear();
+                buf.push(pc);
+                emit(&buf, pi, pi + pc.len_utf8());
             }
         } else if c.is_alphanumeric() {
             let mut end = start;

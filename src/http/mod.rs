@@ -10,6 +10,7 @@
 mod routes;
 pub(crate) use routes::refuse;
 mod shape;
+mod ws;
 
 use crate::app::App;
 use std::net::{SocketAddr, TcpListener};

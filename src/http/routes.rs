@@ -89,7 +89,7 @@ fn dispatch(app: &Arc<App>, mut rq: Request) -> u16 {
         && header(&rq, "Upgrade").is_some()
     {
         return match decode(id) {
-            Ok(id) if !id.is_empty() => crate::ws::upgrade(app, rq, id),
+            Ok(id) if !id.is_empty() => super::ws::upgrade(app, rq, id),
             _ => respond(rq, Reply::detail(400, "invalid conversation id"), None, app),
         };
     }

@@ -664,10 +664,10 @@ impl ToolProvider for McpClient {
     fn tools(&self) -> Result<Vec<ToolSpec>, ToolError> {
         let cached = self.with_conn(|conn| {
             let mut st = self.state();
-            if let Some((c, tools)) = &st.tools {
-                if std::ptr::eq(&**c, conn) {
-                    return Ok(tools.clone());
-                }
+            if let Some((c, tools)) = &st.tools
+                && std::ptr::eq(&**c, conn)
+            {
+                return Ok(tools.clone());
             }
             let current = st.conn.clone();
             drop(st);
@@ -765,14 +765,13 @@ impl ureq::unversioned::resolver::Resolver for CachingResolver {
         let scheme = uri.scheme_str().unwrap_or_default();
         {
             let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((k, at, addrs)) = &*cached {
-                if k.len() == scheme.len() + key.len()
-                    && k.starts_with(scheme)
-                    && k.ends_with(key)
-                    && at.elapsed() < RESOLVE_TTL
-                {
-                    return Ok(addrs.clone());
-                }
+            if let Some((k, at, addrs)) = &*cached
+                && k.len() == scheme.len() + key.len()
+                && k.starts_with(scheme)
+                && k.ends_with(key)
+                && at.elapsed() < RESOLVE_TTL
+            {
+                return Ok(addrs.clone());
             }
         }
         let addrs = ureq::unversioned::resolver::DefaultResolver::default()

@@ -170,12 +170,11 @@ pub(super) fn tool_result_value(mut result: Value) -> Result<Value, Failure> {
     }
     if let Some(structured) = result.get_mut("structuredContent").filter(|v| !v.is_null()) {
         let mut structured = structured.take();
-        if let Some(map) = structured.as_object_mut() {
-            if map.len() == 1 {
-                if let Some(inner) = map.remove("result") {
-                    return Ok(inner);
-                }
-            }
+        if let Some(map) = structured.as_object_mut()
+            && map.len() == 1
+            && let Some(inner) = map.remove("result")
+        {
+            return Ok(inner);
         }
         return Ok(structured);
     }

@@ -737,7 +737,7 @@ impl Progress {
 
     fn repo_done(&self, source: &GithubSource) {
         let done = self.repos.fetch_add(1, Ordering::SeqCst) + 1;
-        self.maybe_log(source, done % 10 == 0 && done < self.total);
+        self.maybe_log(source, done.is_multiple_of(10) && done < self.total);
     }
 
     fn file_fetched(&self, source: &GithubSource) {

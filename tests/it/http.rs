@@ -1,8 +1,7 @@
 //! The service as a user touches it over HTTP: the CLI, configuration, REST
 //! routes, CORS, bounds and timeouts. Runs the real binary.
 
-#[path = "support/kv.rs"]
-mod kv;
+use crate::support::kv;
 
 use kv::{Kv, TempDir, json, raw_request, request, request_full};
 use std::io::{Read, Write};

@@ -3,14 +3,10 @@
 //! sequence a frontend sees, what reached the tool server, and what the
 //! follow-up request to Claude carried.
 
-#[path = "support/fake_claude.rs"]
-mod fake_claude;
-#[path = "support/fake_tools.rs"]
-mod fake_tools;
-#[path = "support/kv.rs"]
-mod kv;
-#[path = "support/ws_client.rs"]
-mod ws_client;
+use crate::support::fake_claude;
+use crate::support::fake_tools;
+use crate::support::kv;
+use crate::support::ws_client;
 
 use fake_claude::{FakeClaude, Reply, sse};
 use fake_tools::FakeTools;

@@ -1,8 +1,7 @@
 //! The Claude client against a fake Messages API that replays exact SSE
 //! byte streams: assembly, retries, errors, timeouts and cancellation.
 
-#[path = "support/fake_claude.rs"]
-mod fake_claude;
+use crate::support::fake_claude;
 
 use fake_claude::{FakeClaude, Reply, sse};
 use knowledge_vault::chat::claude::{

@@ -14,7 +14,7 @@
 //!
 //! SSE replies are sent with `transfer-encoding: chunked`, one HTTP chunk per
 //! `bytes` step, flushed at once: a step boundary is a TCP write boundary.
-//! Include it with `#[path = "support/fake_claude.rs"] mod fake_claude;`.
+//! Used as `crate::support::fake_claude`.
 #![allow(dead_code)]
 
 use serde_json::Value;

@@ -3,8 +3,7 @@
 //! errors, ranking and snippets, refresh, and queries during a rebuild.
 //! Fixtures are written to a fresh temporary folder by each test.
 
-#[path = "support/kv.rs"]
-mod kv;
+use crate::support::kv;
 use knowledge_vault::config::Config;
 use knowledge_vault::docs::DocsProvider;
 use knowledge_vault::docs::local::LocalSource;

@@ -3,10 +3,8 @@
 //! HTTP), against a simple-HTTP tool server, and with a server that is down
 //! at start, comes up, and goes away again.
 
-#[path = "support/fake_tools.rs"]
-mod fake_tools;
-#[path = "support/kv.rs"]
-mod kv;
+use crate::support::fake_tools;
+use crate::support::kv;
 
 use fake_tools::FakeTools;
 use kv::{Kv, json};

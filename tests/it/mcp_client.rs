@@ -3,7 +3,7 @@
 //! form, plus (ignored by default, run by CI with `-- --ignored interop`) the
 //! real `@modelcontextprotocol/server-everything`.
 
-mod support;
+use crate::support;
 
 use knowledge_vault::config::McpTransport;
 use knowledge_vault::tools::mcp_client::{McpClient, MonitorIntervals};

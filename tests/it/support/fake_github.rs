@@ -562,12 +562,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -819,11 +820,11 @@ fn tree(
         }
     }
     let mut truncated = false;
-    if let (true, Some(max)) = (recursive, s.truncate_over) {
-        if entries.len() > max {
-            entries.truncate(max);
-            truncated = true;
-        }
+    if let (true, Some(max)) = (recursive, s.truncate_over)
+        && entries.len() > max
+    {
+        entries.truncate(max);
+        truncated = true;
     }
     let sha = tree_sha(repo, &dirs, &dir);
     let body = serde_json::json!({

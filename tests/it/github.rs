@@ -1,11 +1,9 @@
 //! The GitHub source against a fake GitHub API: what it serves after each
 //! sync, and how many requests of which kind it made.
 
-#[path = "support/fake_github.rs"]
-mod fake_github;
+use crate::support::fake_github;
 
-#[path = "support/kv.rs"]
-mod kv;
+use crate::support::kv;
 use fake_github::{FakeGithub, FakeRepo, FakeState, Kind, Reply};
 use knowledge_vault::config::{Config, GithubConfig};
 use knowledge_vault::docs::github::GithubSource;

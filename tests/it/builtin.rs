@@ -3,12 +3,9 @@
 //! REST, MCP over HTTP, and the chat in offline retrieval mode. Also: text
 //! inside documents is data and changes nothing.
 
-#[path = "support/fake_claude.rs"]
-mod fake_claude;
-#[path = "support/kv.rs"]
-mod kv;
-#[path = "support/ws_client.rs"]
-mod ws_client;
+use crate::support::fake_claude;
+use crate::support::kv;
+use crate::support::ws_client;
 
 use fake_claude::{FakeClaude, Reply, sse};
 use kv::{Kv, TempDir, json, request_full};

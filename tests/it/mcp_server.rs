@@ -3,7 +3,7 @@
 //! (Origin, Host, sessions, bad JSON), and (ignored by default, run by CI
 //! with `-- --ignored interop`) the official Python SDK as a client.
 
-mod support;
+use crate::support;
 
 use knowledge_vault::config::McpTransport;
 use knowledge_vault::mcp_server::{McpHttpReply, McpHttpRequest, McpServer};

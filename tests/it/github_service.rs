@@ -2,10 +2,8 @@
 //! `GITHUB_ORG`/`GITHUB_TOKEN` against a fake GitHub API, then restarted on
 //! the same cache.
 
-#[path = "support/fake_github.rs"]
-mod fake_github;
-#[path = "support/kv.rs"]
-mod kv;
+use crate::support::fake_github;
+use crate::support::kv;
 
 use fake_github::{FakeGithub, FakeRepo, FakeState, Kind};
 use kv::{Kv, TempDir, json};

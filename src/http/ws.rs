@@ -12,10 +12,10 @@
 //!
 //! This module is the only one that touches tungstenite.
 
+use super::{header, refuse};
 use crate::app::App;
 use crate::chat::turn::{self, EventSink, StartError};
 use crate::conversations::Conversation;
-use crate::http::{header, refuse};
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
