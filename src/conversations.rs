@@ -83,15 +83,15 @@ impl Conversation {
     /// lose the conversation, so a poisoned lock is recovered.
     pub fn lock(&self) -> MutexGuard<'_, ConversationState> {
         self.touch();
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     fn touch(&self) {
-        *self.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *crate::sync::lock(&self.last_active) = Instant::now();
     }
 
     fn idle_since(&self) -> Instant {
-        *self.last_active.lock().unwrap_or_else(|p| p.into_inner())
+        *crate::sync::lock(&self.last_active)
     }
 
     /// Appends an entry, dropping the oldest ones past the bound.
@@ -172,7 +172,7 @@ impl Conversations {
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Conversation>>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.map)
     }
 
     /// Creates a conversation with a new id.

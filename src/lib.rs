@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod chat;
+pub mod clock;
 pub mod config;
 pub mod conversations;
 pub mod docs;
@@ -11,4 +12,5 @@ pub mod http;
 pub mod mcp_server;
 pub mod net;
 pub mod sse;
+pub mod sync;
 pub mod tools;

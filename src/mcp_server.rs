@@ -136,7 +136,7 @@ impl McpServer {
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.sessions)
     }
 
     // ----- Streamable HTTP ---------------------------------------------------------

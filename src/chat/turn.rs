@@ -65,21 +65,21 @@ impl TurnHandle {
         // Events are built from our own strings and JSON values: serialising
         // them cannot fail.
         let text: Arc<str> = Arc::from(serde_json::to_string(event).unwrap_or_default());
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut log = crate::sync::lock(&self.log);
         log.subscribers.retain(|s| s.send(&text));
         log.events.push(text);
     }
 
     /// Replays the events so far to `sink`, then keeps it for the live ones.
     pub fn subscribe(&self, sink: Arc<dyn EventSink>) {
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut log = crate::sync::lock(&self.log);
         if log.events.iter().all(|e| sink.send(e)) {
             log.subscribers.push(sink);
         }
     }
 
     pub fn unsubscribe(&self, sink: &Arc<dyn EventSink>) {
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut log = crate::sync::lock(&self.log);
         log.subscribers.retain(|s| !Arc::ptr_eq(s, sink));
     }
 }

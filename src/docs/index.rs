@@ -442,12 +442,7 @@ impl Index {
             return Vec::new();
         }
 
-        let mut scratch = self
-            .scratch
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_default();
+        let mut scratch = crate::sync::lock(&self.scratch).pop().unwrap_or_default();
         if scratch.score.len() != self.sections.len() {
             scratch.score = vec![0.0; self.sections.len()];
             scratch.matched = vec![0.0; self.sections.len()];
@@ -512,10 +507,7 @@ impl Index {
             acc[s as usize] = 0.0;
             matched[s as usize] = 0.0;
         }
-        self.scratch
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(scratch);
+        crate::sync::lock(&self.scratch).push(scratch);
 
         let mut hits: Vec<Hit> = best
             .into_iter()

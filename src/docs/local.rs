@@ -19,7 +19,7 @@ use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 pub struct LocalSource {
     root: PathBuf,
@@ -52,12 +52,6 @@ struct Walked {
     large: Vec<(String, u64)>,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl LocalSource {
     pub fn new(root: impl Into<PathBuf>, interval: Duration) -> LocalSource {
         LocalSource {
@@ -68,7 +62,7 @@ impl LocalSource {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Finds the repositories and their documentation files.
@@ -265,7 +259,7 @@ impl Source for LocalSource {
             Ok(w) => w,
             Err(e) => {
                 let mut st = self.state();
-                st.last_scan = Some(unix_now());
+                st.last_scan = Some(crate::clock::unix_secs());
                 st.last_error = Some(e.clone());
                 if st.fingerprint.is_none() {
                     // The first call always answers with a snapshot.
@@ -279,7 +273,7 @@ impl Source for LocalSource {
         let fp = fingerprint(&walked);
         {
             let mut st = self.state();
-            st.last_scan = Some(unix_now());
+            st.last_scan = Some(crate::clock::unix_secs());
             st.last_error = None;
             if st.fingerprint == Some(fp) {
                 return Ok(None);
@@ -326,7 +320,7 @@ impl Source for LocalSource {
         st.documents = documents;
         st.bytes = bytes;
         st.skipped_large = walked.large.len();
-        st.last_change = Some(unix_now());
+        st.last_change = Some(crate::clock::unix_secs());
         Ok(Some(snapshots))
     }
 

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use source::{RepoSnapshot, Source};
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Results of `search_documentation` when the caller gives no limit.
 pub const DEFAULT_LIMIT: usize = 10;
@@ -45,11 +45,7 @@ struct Shared {
 
 impl Shared {
     fn current(&self) -> Arc<Index> {
-        self.index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .clone()
+        crate::sync::read(&self.index).0.clone()
     }
 }
 
@@ -272,12 +268,6 @@ fn repo_not_found(name: &str) -> ToolError {
     ToolError::NotFound(format!("repository '{name}' not found"))
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Builds an index and logs what it holds.
 fn build(snapshots: Vec<Arc<Vec<RepoSnapshot>>>) -> (Index, BuildInfo) {
     let started = Instant::now();
@@ -296,7 +286,7 @@ fn build(snapshots: Vec<Arc<Vec<RepoSnapshot>>>) -> (Index, BuildInfo) {
         index,
         BuildInfo {
             seconds,
-            finished_unix: unix_now(),
+            finished_unix: crate::clock::unix_secs(),
         },
     )
 }
@@ -357,10 +347,7 @@ fn start_refresh(
                 let (index, info) = build(snapshots.clone());
                 let fresh = (Arc::new(index), info);
                 // The old index is freed after the lock is released.
-                let old = std::mem::replace(
-                    &mut *shared.index.write().unwrap_or_else(|e| e.into_inner()),
-                    fresh,
-                );
+                let old = std::mem::replace(&mut *crate::sync::write(&shared.index), fresh);
                 drop(old);
             }
         });
@@ -390,7 +377,7 @@ impl ToolProvider for DocsProvider {
 
     fn health_details(&self) -> Value {
         let (idx, info) = {
-            let guard = self.shared.index.read().unwrap_or_else(|e| e.into_inner());
+            let guard = crate::sync::read(&self.shared.index);
             (guard.0.clone(), guard.1)
         };
         json!({

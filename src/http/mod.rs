@@ -73,7 +73,7 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
 
     // Supervisor: rebuild the server when its accept loop has died.
     for generation in failed_rx.iter() {
-        let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = crate::sync::lock(&slot);
         if s.generation != generation {
             continue; // already rebuilt
         }
@@ -99,7 +99,7 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
 
 fn worker(app: &Arc<App>, slot: &Mutex<Slot>, failed: &crossbeam_channel::Sender<u64>) {
     let current = || {
-        let s = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let s = crate::sync::lock(slot);
         (s.generation, s.server.clone())
     };
     // The slot changes only after a failure, so it is read again only then

@@ -269,7 +269,7 @@ fn call_tool(app: &App, name: &str, args: Value) -> Reply {
 const HEALTH_TTL: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn health_body(app: &App) -> Arc<[u8]> {
-    let mut cache = app.health_cache.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cache = crate::sync::lock(&app.health_cache);
     if let Some((at, body)) = &*cache
         && at.elapsed() < HEALTH_TTL
     {

@@ -128,7 +128,7 @@ impl WsWriter {
 
     /// Writes and flushes one message; false once the connection is gone.
     fn send_message(&self, message: Message) -> bool {
-        let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = crate::sync::lock(&self.inner);
         if st.dead {
             return false;
         }
@@ -157,7 +157,7 @@ impl WsWriter {
     }
 
     fn shutdown(&self) {
-        let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = crate::sync::lock(&self.inner);
         st.dead = true;
         let _ = st.stream.shutdown(Shutdown::Both);
     }

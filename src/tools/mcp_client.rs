@@ -215,7 +215,7 @@ impl McpClient {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     fn current(&self) -> Option<Arc<Conn>> {
@@ -292,9 +292,7 @@ impl McpClient {
                     .unwrap_or("a connection attempt is in progress");
                 return Err(self.unavailable(why));
             }
-            Err(std::sync::TryLockError::WouldBlock) => {
-                self.connect_lock.lock().unwrap_or_else(|e| e.into_inner())
-            }
+            Err(std::sync::TryLockError::WouldBlock) => crate::sync::lock(&self.connect_lock),
         };
         {
             let st = self.state();
@@ -764,7 +762,7 @@ impl ureq::unversioned::resolver::Resolver for CachingResolver {
         let key = uri.authority().map(|a| a.as_str()).unwrap_or_default();
         let scheme = uri.scheme_str().unwrap_or_default();
         {
-            let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+            let cached = crate::sync::lock(&self.cached);
             if let Some((k, at, addrs)) = &*cached
                 && k.len() == scheme.len() + key.len()
                 && k.starts_with(scheme)
@@ -776,7 +774,7 @@ impl ureq::unversioned::resolver::Resolver for CachingResolver {
         }
         let addrs = ureq::unversioned::resolver::DefaultResolver::default()
             .resolve(uri, config, timeout)?;
-        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
+        *crate::sync::lock(&self.cached) =
             Some((format!("{scheme}{key}"), Instant::now(), addrs.clone()));
         Ok(addrs)
     }

@@ -93,6 +93,14 @@ pub trait ToolProvider: Send + Sync {
     fn health_details(&self) -> Value {
         Value::Null
     }
+
+    /// `Some(progress)` while the provider is still building what it needs
+    /// to answer (the built-in provider's first index): the service listens
+    /// at once, `/health` shows this, and tool calls are refused with it
+    /// (503) until it is `None`. Cheap and non-blocking.
+    fn starting(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Names of the four documentation tools of the contract.

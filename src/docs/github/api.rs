@@ -3,12 +3,14 @@
 //! limits, 5xx and connection errors). It knows nothing of repositories or
 //! caches; callers get bytes, `NotModified`, or a classified [`ApiError`].
 
+use crate::clock::unix_millis;
 use crate::config::Secret;
+use crate::sync::lock;
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::sleep;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Sleeps between attempts after a 5xx or a connection error.
 /// Retries of a 5xx or a broken connection (with `net::backoff`).
@@ -423,17 +425,6 @@ pub fn origin(url: &str) -> &str {
         Some(i) => &url[..after_scheme + i],
         None => url,
     }
-}
-
-pub fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -15,11 +15,13 @@ mod cache;
 pub use api::decode_base64;
 pub use cache::git_blob_sha;
 
+use crate::clock::{rfc3339, unix_millis};
 use crate::config::GithubConfig;
 use crate::docs::source::{
     DocFile, MAX_DOC_BYTES, RepoSnapshot, Source, is_doc_path, is_skipped_dir,
 };
-use api::{Api, ApiError, Fetched, encode_path, lock, unix_millis};
+use crate::sync::lock;
+use api::{Api, ApiError, Fetched, encode_path};
 use cache::{Cache, FileEntry, Page, RepoInfo, RepoState, State, is_hex_sha, sha_matches};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -875,37 +877,9 @@ fn summarize(errors: &[String]) -> Option<String> {
     }
 }
 
-/// `2024-05-01T12:00:00Z` from unix seconds (days-from-civil inverse).
-pub(crate) fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_714_564_800 + 3661), "2024-05-01T13:01:01Z");
-    }
 
     #[test]
     fn unsafe_paths() {
