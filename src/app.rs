@@ -1,10 +1,11 @@
 //! The application state shared by every thread: configuration, the tool
-//! provider, the Claude client, conversations and the MCP server side.
+//! provider, the chat engine, conversations and the MCP server side.
 //! Built once at start-up; everything in it is `Sync`.
 
 use crate::chat::claude::{ClaudeClient, ClaudeConfig};
+use crate::chat::{self, Chat};
 use crate::config::Config;
-use crate::conversations::Conversations;
+use crate::conversations::{self, Conversations};
 use crate::docs::DocsProvider;
 use crate::mcp_server::McpServer;
 use crate::tools::ToolProvider;
@@ -16,9 +17,8 @@ use std::time::Instant;
 pub struct App {
     pub config: Config,
     pub tools: Arc<dyn ToolProvider>,
-    /// `None`: no API key, the chat runs in offline retrieval mode.
-    pub claude: Option<ClaudeClient>,
-    pub conversations: Conversations,
+    pub chat: Arc<Chat>,
+    pub conversations: Arc<Conversations>,
     pub mcp_server: McpServer,
     /// Open WebSocket sessions, bounded by `max_ws_sessions`.
     pub ws_sessions: AtomicUsize,
@@ -29,8 +29,8 @@ pub struct App {
 
 impl App {
     /// Wires the tool provider: an external MCP server when `MCP_SERVER_URL`
-    /// is set, otherwise the built-in documentation provider (whose first
-    /// index is built here, before the server starts listening).
+    /// is set, otherwise the built-in documentation provider (which builds
+    /// its first index in the background).
     pub fn new(config: Config) -> Arc<App> {
         let tools: Arc<dyn ToolProvider> = match &config.mcp_server_url {
             Some(url) => McpClient::start(url, config.mcp_transport, config.mcp_timeout),
@@ -40,14 +40,27 @@ impl App {
     }
 
     pub fn with_tools(config: Config, tools: Arc<dyn ToolProvider>) -> Arc<App> {
-        let claude = ClaudeConfig::from_config(&config).map(ClaudeClient::new);
+        let model = ClaudeConfig::from_config(&config).map(ClaudeClient::new);
         let mcp_server = McpServer::new(tools.clone(), &config);
+        let conversations = Arc::new(Conversations::new(conversations::Limits {
+            max_conversations: config.max_conversations,
+            max_messages: config.max_history_messages,
+            max_bytes: config.max_history_bytes,
+            max_total_bytes: config.max_history_total_bytes,
+        }));
+        let chat = Arc::new(Chat::new(
+            tools.clone(),
+            model,
+            conversations.clone(),
+            chat::Limits {
+                max_tool_rounds: config.max_tool_rounds,
+                history_budget: config.history_budget_chars,
+                max_running_answers: config.max_running_answers,
+            },
+        ));
         Arc::new(App {
-            conversations: Conversations::new(
-                config.max_conversations,
-                config.max_history_messages,
-            ),
-            claude,
+            conversations,
+            chat,
             mcp_server,
             tools,
             ws_sessions: AtomicUsize::new(0),

@@ -73,8 +73,15 @@ pub struct Config {
 
     pub max_conversations: usize,
     pub max_history_messages: usize,
+    /// Bytes of messages kept per conversation, and in all of them.
+    pub max_history_bytes: usize,
+    pub max_history_total_bytes: usize,
     /// Rough budget, in characters of JSON, of the history sent to Claude.
     pub history_budget_chars: usize,
+    /// Largest chat message a client may send, in bytes.
+    pub max_message_bytes: usize,
+    /// Answers running at once in the whole service.
+    pub max_running_answers: usize,
 
     /// `DOCS_DIR`; unset means the working directory, unless only a GitHub
     /// organization is configured.
@@ -252,8 +259,13 @@ impl Config {
             max_ws_sessions: number("MAX_WS_SESSIONS", 4096, 1, 1_000_000)? as usize,
             max_conversations: number("MAX_CONVERSATIONS", 1000, 1, 10_000_000)? as usize,
             max_history_messages: number("MAX_HISTORY_MESSAGES", 200, 2, 100_000)? as usize,
+            max_history_bytes: number("MAX_HISTORY_BYTES", 2 << 20, 4096, 1 << 40)? as usize,
+            max_history_total_bytes: number("MAX_HISTORY_TOTAL_BYTES", 128 << 20, 4096, 1 << 44)?
+                as usize,
             history_budget_chars: number("HISTORY_BUDGET_CHARS", 400_000, 1_000, 100_000_000)?
                 as usize,
+            max_message_bytes: number("MAX_MESSAGE_BYTES", 64 << 10, 1, 1 << 20)? as usize,
+            max_running_answers: number("MAX_RUNNING_ANSWERS", 32, 1, 100_000)? as usize,
             docs_dir: get("DOCS_DIR").map(PathBuf::from),
             docs_refresh: Duration::from_secs(number("DOCS_REFRESH_SECS", 60, 1, 86_400)?),
             github,

@@ -10,6 +10,7 @@ pub mod conversations;
 pub mod docs;
 pub mod http;
 pub mod mcp_server;
+pub mod messages;
 pub mod net;
 pub mod sse;
 pub mod sync;

@@ -1,7 +1,61 @@
-//! The chat: the Claude client, the turn (tool loop), the system prompt and
-//! the offline retrieval mode. Knows nothing about WebSockets or HTTP.
+//! The chat: one user message answered to the end (the turn and its tool
+//! loop), by the model (`claude`) or, without one, from search results alone
+//! (`offline`). Knows nothing about WebSockets or HTTP: it publishes
+//! [`events::ServerEvent`]s to the conversation's running-answer handle.
 
+pub mod answer;
 pub mod claude;
+pub mod events;
 pub mod offline;
 pub mod prompt;
 pub mod turn;
+
+use crate::chat::claude::ClaudeClient;
+use crate::conversations::Conversations;
+use crate::tools::ToolProvider;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+/// The limits a turn works within (see the README's configuration table).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Model requests per answer (`MAX_TOOL_ROUNDS`).
+    pub max_tool_rounds: u32,
+    /// Bytes of history sent per request (`HISTORY_BUDGET_CHARS`).
+    pub history_budget: usize,
+    /// Answers running at once in the whole service (`MAX_RUNNING_ANSWERS`).
+    pub max_running_answers: usize,
+}
+
+/// Everything a turn needs, and nothing more: the tools, the model client
+/// (`None`: offline retrieval mode), the conversation store and the limits.
+pub struct Chat {
+    pub tools: Arc<dyn ToolProvider>,
+    pub model: Option<ClaudeClient>,
+    pub store: Arc<Conversations>,
+    pub limits: Limits,
+    /// Answers running now, at most `limits.max_running_answers`.
+    running: AtomicUsize,
+}
+
+impl Chat {
+    pub fn new(
+        tools: Arc<dyn ToolProvider>,
+        model: Option<ClaudeClient>,
+        store: Arc<Conversations>,
+        limits: Limits,
+    ) -> Chat {
+        Chat {
+            tools,
+            model,
+            store,
+            limits,
+            running: AtomicUsize::new(0),
+        }
+    }
+
+    /// Answers running now.
+    pub fn running(&self) -> usize {
+        self.running.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

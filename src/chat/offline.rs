@@ -1,20 +1,21 @@
-//! Offline retrieval mode: with no `ANTHROPIC_API_KEY`, a chat message still
+//! Offline retrieval mode: with no model configured, a chat message still
 //! gets an honest answer. The turn runs `search_documentation` itself (with
-//! the same `tool_use_start`/`tool_result` events as a Claude turn) and
+//! the same `tool_use_start`/`tool_result` events as a model turn) and
 //! streams the best matches with their snippets and `repo/path` citations.
 
-use crate::chat::turn::{Answer, run_tool};
+use crate::chat::answer::{Answer, Publish, run_tool};
+use crate::chat::events::ServerEvent;
 use crate::tools::{SEARCH_DOCUMENTATION, ToolProvider};
 use serde_json::{Value, json};
 
 const RESULTS: usize = 5;
 
-/// Answers `question` from search results alone. `publish` sends one event.
+/// Answers `question` from search results alone.
 pub(crate) fn answer(
     tools: &dyn ToolProvider,
     question: &str,
     repo: Option<&str>,
-    publish: &dyn Fn(&Value),
+    publish: Publish,
 ) -> Answer {
     let mut input = json!({"query": question, "limit": RESULTS});
     if let Some(repo) = repo {
@@ -46,13 +47,11 @@ pub(crate) fn answer(
     }
     // Streamed line by line, like an answer arriving.
     for piece in text.split_inclusive('\n') {
-        publish(&json!({"type": "text", "content": piece}));
+        publish(&ServerEvent::Text { content: piece });
     }
-    Answer {
-        api: vec![json!({"role": "assistant", "content": [{"type": "text", "text": text}]})],
-        text,
-        status: None,
-    }
+    let mut answer = Answer::default();
+    answer.push_text(&text);
+    answer
 }
 
 fn format_hit(n: usize, hit: &Value) -> String {

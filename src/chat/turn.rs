@@ -1,131 +1,127 @@
 //! The turn: one user message answered to the end, on its own thread.
 //!
-//! A turn outlives the socket that started it: its events go to a
-//! [`TurnHandle`], which keeps them (for a client that reconnects) and writes
-//! them to every subscribed socket as they are produced. Only
-//! [`TurnHandle::cancel`] stops a turn. When it ends, the answer is stored in
-//! the conversation and `done` is sent.
+//! A turn outlives the socket that started it: its events go to the
+//! conversation's [`TurnHandle`], which keeps them (for a client that
+//! reconnects) and writes them to every subscribed socket as they are
+//! produced. Only [`crate::conversations::live::Cancel`] stops a turn. When
+//! it ends, the answer is stored in the conversation and `done` is sent.
 //!
-//! The turn does not know about WebSockets (subscribers are [`EventSink`]s)
-//! nor about the Anthropic wire format (that is `chat::claude`).
+//! The turn sees only its [`Chat`] context (tools, model client, store,
+//! limits): no sockets, no HTTP, no model wire format.
 
-use crate::app::App;
+use super::Chat;
+use crate::chat::answer::{Answer, Publish, run_tool};
 use crate::chat::claude::{
-    AssistantMessage, Cancel, ClaudeClient, ClaudeError, MessagesRequest, StopReason,
+    AssistantMessage, ClaudeClient, ClaudeError, MessagesRequest, StopReason,
 };
+use crate::chat::events::ServerEvent;
 use crate::chat::{offline, prompt};
-use crate::conversations::{Conversation, Entry, Role};
-use crate::tools::{ToolError, ToolProvider, ToolSpec};
-use serde::Serialize;
-use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use crate::conversations::live::{EventSink, TurnHandle};
+use crate::conversations::{AnswerStatus, Conversation, Entry};
+use crate::messages::{Block, Message, Role, tool_uses};
+use crate::tools::ToolSpec;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-/// Where a turn's events go: one open WebSocket. `send` returns false when the
-/// receiver is gone, and it is then dropped from the turn.
-pub trait EventSink: Send + Sync {
-    fn send(&self, event: &str) -> bool;
-}
-
-/// `{"type": "text", "content"}`, the event sent per streamed delta: built
-/// without an intermediate JSON map.
-#[derive(Serialize)]
-struct TextEvent<'a> {
-    r#type: &'static str,
-    content: &'a str,
-}
-
-/// Longest tool result text handed to Claude; the rest is cut with a note.
+/// Longest tool result text handed to the model; the rest is cut with a note.
 const MAX_TOOL_RESULT_CHARS: usize = 100_000;
 
-#[derive(Default)]
-struct TurnLog {
-    events: Vec<Arc<str>>,
-    subscribers: Vec<Arc<dyn EventSink>>,
-}
-
-/// A running turn, attached to its conversation while it runs.
-pub struct TurnHandle {
-    pub cancel: Arc<Cancel>,
-    log: Mutex<TurnLog>,
-}
-
-impl TurnHandle {
-    fn new() -> TurnHandle {
-        TurnHandle {
-            cancel: Cancel::new(),
-            log: Mutex::new(TurnLog::default()),
-        }
-    }
-
-    /// Records an event and writes it to every subscriber at once. Writing
-    /// under the log lock keeps each subscriber's order: its replay and the
-    /// live events never interleave.
-    pub fn publish(&self, event: &impl Serialize) {
-        // Events are built from our own strings and JSON values: serialising
-        // them cannot fail.
-        let text: Arc<str> = Arc::from(serde_json::to_string(event).unwrap_or_default());
-        let mut log = crate::sync::lock(&self.log);
-        log.subscribers.retain(|s| s.send(&text));
-        log.events.push(text);
-    }
-
-    /// Replays the events so far to `sink`, then keeps it for the live ones.
-    pub fn subscribe(&self, sink: Arc<dyn EventSink>) {
-        let mut log = crate::sync::lock(&self.log);
-        if log.events.iter().all(|e| sink.send(e)) {
-            log.subscribers.push(sink);
-        }
-    }
-
-    pub fn unsubscribe(&self, sink: &Arc<dyn EventSink>) {
-        let mut log = crate::sync::lock(&self.log);
-        log.subscribers.retain(|s| !Arc::ptr_eq(s, sink));
-    }
-}
-
-/// Why [`start`] refused to start a turn.
+/// Why [`start`] refused to start a turn. Each is told to the client as an
+/// `error` event.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StartError {
+    /// This conversation already has an answer running.
     Busy,
+    /// `MAX_RUNNING_ANSWERS` answers are running in the whole service.
+    ServiceBusy,
+    /// The conversation was deleted while the socket was open.
+    Deleted,
     Spawn(String),
 }
 
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Busy => f.write_str(
+                "this conversation is busy: an answer is still in progress (send cancel to stop it)",
+            ),
+            StartError::ServiceBusy => f.write_str(
+                "the service is busy: too many answers are running; try again in a few seconds",
+            ),
+            StartError::Deleted => {
+                f.write_str("this conversation was deleted; open a new one to ask again")
+            }
+            StartError::Spawn(e) => write!(f, "cannot start the answer: {e}"),
+        }
+    }
+}
+
+/// Holds one of the `MAX_RUNNING_ANSWERS` places until dropped.
+struct Running(Arc<Chat>);
+
+impl Running {
+    fn take(chat: &Arc<Chat>) -> Option<Running> {
+        let max = chat.limits.max_running_answers;
+        chat.running
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Running(chat.clone()))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Starts a turn for `text` on a new thread, with `sink` subscribed. Refused
-/// while another turn of the same conversation runs.
+/// while another turn of the same conversation runs, or when the service
+/// already runs as many answers as it may.
 pub fn start(
-    app: &Arc<App>,
+    chat: &Arc<Chat>,
     conversation: &Arc<Conversation>,
     text: String,
     repo_scope: Option<String>,
     sink: Arc<dyn EventSink>,
 ) -> Result<(), StartError> {
-    let handle = Arc::new(TurnHandle::new());
-    {
+    if conversation.is_deleted() {
+        return Err(StartError::Deleted);
+    }
+    let handle = Arc::new(TurnHandle::default());
+    let running = {
         let mut st = conversation.lock();
         if st.turn.is_some() {
             return Err(StartError::Busy);
         }
+        let running = Running::take(chat).ok_or(StartError::ServiceBusy)?;
         st.turn = Some(handle.clone());
-    }
+        running
+    };
     handle.subscribe(sink);
-    conversation.push(Entry {
-        id: uuid::Uuid::new_v4().to_string(),
-        role: Role::User,
-        text: text.clone(),
-        api: vec![json!({"role": "user", "content": text})],
-        status: None,
-        api_chars: 0,
-    });
+    chat.store.push(
+        conversation,
+        Entry::new(
+            Role::User,
+            vec![Message::text(Role::User, text.clone())],
+            None,
+        ),
+    );
     let turn = Turn {
-        app: app.clone(),
+        chat: chat.clone(),
         conversation: conversation.clone(),
-        handle: handle.clone(),
+        handle,
     };
     let spawned = std::thread::Builder::new()
         .name("turn".into())
         .stack_size(1024 * 1024)
-        .spawn(move || turn.run(&text, repo_scope.as_deref()));
+        .spawn(move || {
+            turn.run(&text, repo_scope.as_deref());
+            drop(running);
+        });
     if let Err(e) = spawned {
         conversation.lock().turn = None;
         return Err(StartError::Spawn(e.to_string()));
@@ -134,161 +130,153 @@ pub fn start(
 }
 
 struct Turn {
-    app: Arc<App>,
+    chat: Arc<Chat>,
     conversation: Arc<Conversation>,
     handle: Arc<TurnHandle>,
 }
 
-/// What a turn produced, to be stored as the assistant entry.
-pub(crate) struct Answer {
-    pub text: String,
-    pub api: Vec<Value>,
-    pub status: Option<&'static str>,
-}
-
 impl Turn {
     fn run(self, text: &str, repo: Option<&str>) {
+        let publish = |e: &ServerEvent| self.handle.publish(e);
         // A bug must not leave the conversation busy for ever: a panic ends
         // the turn like an error does.
         let answered =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.app.claude {
-                Some(claude) => self.ask_claude(claude, repo),
-                None => offline::answer(&*self.app.tools, text, repo, &|e| self.handle.publish(e)),
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.chat.model {
+                Some(claude) => self.ask_model(claude, repo, &publish),
+                None => offline::answer(&*self.chat.tools, text, repo, &publish),
             }));
         let answer = answered.unwrap_or_else(|_| {
             log::error!("the turn panicked; the answer is marked interrupted");
-            self.error("internal error while answering; please try again");
+            publish(&ServerEvent::error(
+                "internal error while answering; please try again",
+            ));
             Answer {
-                text: String::new(),
-                api: Vec::new(),
-                status: Some("interrupted"),
+                messages: Vec::new(),
+                status: Some(AnswerStatus::Interrupted),
             }
         });
-        let id = uuid::Uuid::new_v4().to_string();
-        self.conversation.finish_turn(Entry {
-            id: id.clone(),
-            role: Role::Assistant,
-            text: answer.text,
-            api: answer.api,
-            status: answer.status,
-            api_chars: 0,
-        });
-        self.handle
-            .publish(&json!({"type": "done", "messageId": id}));
+        let entry = Entry::new(Role::Assistant, answer.messages, answer.status);
+        let id = entry.id.clone();
+        self.chat.store.finish_turn(&self.conversation, entry);
+        publish(&ServerEvent::Done { message_id: &id });
     }
 
-    /// Answers with Claude. The turn's API messages are appended to the
-    /// history itself, so no round copies the history to send it.
-    fn ask_claude(&self, claude: &ClaudeClient, repo: Option<&str>) -> Answer {
-        let history = self
-            .conversation
-            .api_history(self.app.config.history_budget_chars);
+    /// Answers with the model. The turn's messages are appended to the
+    /// history itself, so no round copies the history to send it; the
+    /// history part is cut off again at the end.
+    fn ask_model(&self, claude: &ClaudeClient, repo: Option<&str>, publish: Publish) -> Answer {
+        let history = self.conversation.history(self.chat.limits.history_budget);
         let start = history.len();
-        let mut answer = self.claude_rounds(claude, repo, history);
-        answer.api.drain(..start.min(answer.api.len()));
+        let mut answer = self.rounds(claude, repo, history, publish);
+        answer.messages.drain(..start.min(answer.messages.len()));
         answer
     }
 
-    fn claude_rounds(
+    fn rounds(
         &self,
         claude: &ClaudeClient,
         repo: Option<&str>,
-        history: Vec<Value>,
+        history: Vec<Message>,
+        publish: Publish,
     ) -> Answer {
-        let cfg = &self.app.config;
+        let max_rounds = self.chat.limits.max_tool_rounds;
         let system = prompt::system_prompt(repo);
-        let tools: Vec<ToolSpec> = self.app.tools.tools().unwrap_or_else(|e| {
+        let tools: Vec<ToolSpec> = self.chat.tools.tools().unwrap_or_else(|e| {
             log::warn!("tool list unavailable ({e}); offering the documentation tools");
             crate::tools::documentation_tools()
         });
         let cancel = &self.handle.cancel;
         let mut answer = Answer {
-            text: String::new(),
-            api: history,
+            messages: history,
             status: None,
         };
 
-        for round in 1..=cfg.max_tool_rounds {
+        for round in 1..=max_rounds {
             let request = MessagesRequest {
                 system: &system,
-                messages: &answer.api,
+                messages: &answer.messages,
                 tools: &tools,
             };
             let mut round_text = String::new();
             let result = claude.stream(&request, cancel, &mut |delta| {
                 round_text.push_str(delta);
-                self.handle.publish(&TextEvent {
-                    r#type: "text",
-                    content: delta,
-                });
+                publish(&ServerEvent::Text { content: delta });
             });
-            answer.text.push_str(&round_text);
             let message = match result {
                 Ok(m) => m,
                 Err(ClaudeError::Cancelled { .. }) => {
-                    push_partial(&mut answer.api, &round_text);
-                    answer.status = Some("cancelled");
+                    answer.push_partial(&round_text);
+                    answer.status = Some(AnswerStatus::Cancelled);
                     return answer;
                 }
                 Err(ClaudeError::Interrupted { message, .. }) => {
-                    self.error(&message);
-                    push_partial(&mut answer.api, &round_text);
-                    answer.status = Some("interrupted");
+                    publish(&ServerEvent::error(&message));
+                    answer.push_partial(&round_text);
+                    answer.status = Some(AnswerStatus::Interrupted);
                     return answer;
                 }
                 Err(ClaudeError::Http { message, .. }) | Err(ClaudeError::Connection(message)) => {
-                    self.error(&message);
-                    answer.status = Some("interrupted");
+                    publish(&ServerEvent::error(&message));
+                    answer.status = Some(AnswerStatus::Interrupted);
                     return answer;
                 }
             };
-            if !message.content.is_empty() {
-                answer
-                    .api
-                    .push(json!({"role": "assistant", "content": message.content}));
-            }
-            match message.stop_reason {
+            let wants_tools = matches!(
+                &message.stop_reason,
                 Some(StopReason::ToolUse | StopReason::PauseTurn)
-                    if round == cfg.max_tool_rounds =>
-                {
-                    strip_unanswered_tool_use(&mut answer.api);
-                    self.note(
-                        &mut answer,
+            );
+            let AssistantMessage {
+                content,
+                stop_reason,
+                ..
+            } = message;
+            let has_content = !content.is_empty();
+            if has_content {
+                answer.messages.push(Message::new(Role::Assistant, content));
+            }
+            match stop_reason {
+                _ if wants_tools && round == max_rounds => {
+                    answer.strip_unanswered_tool_use();
+                    answer.note(
+                        publish,
                         &format!(
-                            "\n\n[Stopped: the answer needed more than {} rounds of tool calls.]",
-                            cfg.max_tool_rounds
+                            "\n\n[Stopped: the answer needed more than {max_rounds} rounds of tool calls.]"
                         ),
                     );
-                    answer.status = Some("truncated");
+                    answer.status = Some(AnswerStatus::Truncated);
                     return answer;
                 }
                 Some(StopReason::ToolUse) => {
-                    let results = self.run_tools(&message);
+                    let asked = match answer.messages.last() {
+                        Some(m) if has_content => m.content.as_slice(),
+                        _ => &[],
+                    };
+                    let results = self.run_tools(asked, publish);
                     if !results.is_empty() {
-                        answer.api.push(json!({"role": "user", "content": results}));
+                        answer.messages.push(Message::new(Role::User, results));
                     }
                     if cancel.is_cancelled() {
-                        answer.status = Some("cancelled");
+                        answer.status = Some(AnswerStatus::Cancelled);
                         return answer;
                     }
                 }
                 Some(StopReason::PauseTurn) => {}
                 Some(StopReason::MaxTokens) => {
-                    strip_unanswered_tool_use(&mut answer.api);
-                    self.note(
-                        &mut answer,
+                    answer.strip_unanswered_tool_use();
+                    answer.note(
+                        publish,
                         "\n\n[The answer was truncated: Claude reached the maximum number of tokens (CLAUDE_MAX_TOKENS).]",
                     );
-                    answer.status = Some("truncated");
+                    answer.status = Some(AnswerStatus::Truncated);
                     return answer;
                 }
                 Some(StopReason::Refusal) => {
-                    self.note(&mut answer, "\n\n[Claude declined to answer this request.]");
+                    answer.note(publish, "\n\n[Claude declined to answer this request.]");
                     return answer;
                 }
                 _ => {
                     // A tool_use block without stop_reason tool_use is not run.
-                    strip_unanswered_tool_use(&mut answer.api);
+                    answer.strip_unanswered_tool_use();
                     return answer;
                 }
             }
@@ -296,80 +284,56 @@ impl Turn {
         answer
     }
 
-    /// Runs every tool_use block of `message` once, in order, and returns the
+    /// Runs every tool_use block of `asked` once, in order, and returns the
     /// tool_result blocks for the next user message. After a cancel, the
     /// remaining blocks are answered as cancelled without running.
-    fn run_tools(&self, message: &AssistantMessage) -> Vec<Value> {
+    fn run_tools(&self, asked: &[Block], publish: Publish) -> Vec<Block> {
         let mut results = Vec::new();
-        for block in message.tool_uses() {
-            let id = block["id"].as_str().unwrap_or_default();
-            let name = block["name"].as_str().unwrap_or_default();
-            let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-            if self.handle.cancel.is_cancelled() {
-                results.push(json!({"type": "tool_result", "tool_use_id": id, "content": "Cancelled by the user.", "is_error": true}));
-                continue;
-            }
-            let publish = |e: &Value| self.handle.publish(e);
-            match run_tool(&*self.app.tools, &publish, id, name, &input) {
-                Ok(value) => results.push(json!({"type": "tool_result", "tool_use_id": id, "content": tool_text(&value)})),
-                Err(msg) => results.push(json!({"type": "tool_result", "tool_use_id": id, "content": msg, "is_error": true})),
-            }
+        for (id, name, input) in tool_uses(asked) {
+            let (content, is_error) = if self.handle.cancel.is_cancelled() {
+                ("Cancelled by the user.".to_string(), true)
+            } else {
+                match run_tool(&*self.chat.tools, publish, id, name, input) {
+                    Ok(value) => (tool_text(&value), false),
+                    Err(msg) => (msg, true),
+                }
+            };
+            results.push(Block::ToolResult {
+                tool_use_id: id.to_string(),
+                content,
+                is_error,
+            });
         }
         results
     }
-
-    fn error(&self, message: &str) {
-        self.handle
-            .publish(&json!({"type": "error", "message": message}));
-    }
-
-    /// A notice for the user, streamed as text and kept in the answer.
-    fn note(&self, answer: &mut Answer, text: &str) {
-        self.handle
-            .publish(&json!({"type": "text", "content": text}));
-        answer.text.push_str(text);
-    }
 }
 
-/// Runs one tool between its `tool_use_start` and `tool_result` events (the
-/// same for a Claude turn and the offline answer). A failure comes back as
-/// the message the user and Claude see.
-pub(crate) fn run_tool(
-    tools: &dyn ToolProvider,
-    publish: &dyn Fn(&Value),
-    id: &str,
-    name: &str,
-    input: &Value,
-) -> Result<Value, String> {
-    publish(&json!({"type": "tool_use_start", "toolId": id, "name": name, "input": input}));
-    let started = Instant::now();
-    let outcome = tools.call(name, input);
-    let duration = started.elapsed().as_millis() as u64;
-    match outcome {
-        Ok(value) => {
-            publish(
-                &json!({"type": "tool_result", "toolId": id, "name": name, "result": value, "duration": duration}),
-            );
-            Ok(value)
+impl Answer {
+    /// Keeps the text streamed before an interruption in the history.
+    fn push_partial(&mut self, text: &str) {
+        if !text.trim().is_empty() {
+            self.messages.push(Message::text(Role::Assistant, text));
         }
-        Err(e) => {
-            let msg = tool_error_text(&e);
-            publish(
-                &json!({"type": "tool_result", "toolId": id, "name": name, "result": {"error": msg}, "isError": true, "duration": duration}),
-            );
-            Err(msg)
+    }
+
+    /// Removes tool_use blocks that have no tool_result after them (the last
+    /// assistant message when the turn stops early), so the stored history
+    /// stays valid for the API.
+    fn strip_unanswered_tool_use(&mut self) {
+        let Some(last) = self.messages.last_mut() else {
+            return;
+        };
+        if last.role != Role::Assistant {
+            return;
+        }
+        last.content.retain(|b| !matches!(b, Block::ToolUse { .. }));
+        if last.content.is_empty() {
+            self.messages.pop();
         }
     }
 }
 
-fn tool_error_text(e: &ToolError) -> String {
-    match e {
-        ToolError::Unavailable(m) => format!("The documentation service is unavailable: {m}"),
-        other => other.message().to_string(),
-    }
-}
-
-/// A tool result as text for Claude: strings as they are, other JSON compact.
+/// A tool result as text for the model: strings as they are, other JSON compact.
 fn tool_text(value: &Value) -> String {
     let mut text = match value {
         Value::String(s) => s.clone(),
@@ -386,44 +350,29 @@ fn tool_text(value: &Value) -> String {
     text
 }
 
-/// Keeps the text streamed before an interruption in the history.
-fn push_partial(api: &mut Vec<Value>, text: &str) {
-    if !text.trim().is_empty() {
-        api.push(json!({"role": "assistant", "content": [{"type": "text", "text": text}]}));
-    }
-}
-
-/// Removes tool_use blocks that have no tool_result after them (the last
-/// assistant message when the turn stops early), so the stored history stays
-/// valid for the API.
-fn strip_unanswered_tool_use(api: &mut Vec<Value>) {
-    let Some(last) = api.last_mut() else { return };
-    if last["role"] != "assistant" {
-        return;
-    }
-    if let Some(blocks) = last["content"].as_array_mut() {
-        blocks.retain(|b| b["type"] != "tool_use");
-        if blocks.is_empty() {
-            api.pop();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn unanswered_tool_use_is_stripped() {
-        let mut api = vec![
-            json!({"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "tool_use", "id": "t"}]}),
-        ];
-        strip_unanswered_tool_use(&mut api);
-        assert_eq!(api[0]["content"].as_array().unwrap().len(), 1);
-        let mut api =
-            vec![json!({"role": "assistant", "content": [{"type": "tool_use", "id": "t"}]})];
-        strip_unanswered_tool_use(&mut api);
-        assert!(api.is_empty());
+        let tool = Block::ToolUse {
+            id: "t".into(),
+            name: "n".into(),
+            input: json!({}),
+        };
+        let mut a = Answer::default();
+        a.messages.push(Message::new(
+            Role::Assistant,
+            vec![Block::text("a"), tool.clone()],
+        ));
+        a.strip_unanswered_tool_use();
+        assert_eq!(a.messages[0].content, vec![Block::text("a")]);
+        let mut a = Answer::default();
+        a.messages.push(Message::new(Role::Assistant, vec![tool]));
+        a.strip_unanswered_tool_use();
+        assert!(a.messages.is_empty());
     }
 
     #[test]

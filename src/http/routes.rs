@@ -67,20 +67,15 @@ pub fn handle(app: &Arc<App>, rq: Request) {
     // The query string is not logged: it is the one place a client could put
     // a credential.
     let path = rq.url().split('?').next().unwrap_or("").to_string();
-    let status = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(app, rq)))
-        .unwrap_or_else(|_| {
-            log::error!("request handler panicked for {method} {path}");
-            500
-        });
+    let status = dispatch(app, rq, &path);
     log::info!(
         "{method} {path} {status} {:.2}ms",
         started.elapsed().as_secs_f64() * 1000.0
     );
 }
 
-fn dispatch(app: &Arc<App>, mut rq: Request) -> u16 {
+fn dispatch(app: &Arc<App>, mut rq: Request, path: &str) -> u16 {
     let origin = header(&rq, "Origin").map(str::to_string);
-    let path = rq.url().split('?').next().unwrap_or("").to_string();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
 
     // The WebSocket upgrade answers for itself (101 or a refusal).
@@ -89,19 +84,27 @@ fn dispatch(app: &Arc<App>, mut rq: Request) -> u16 {
         && header(&rq, "Upgrade").is_some()
     {
         return match decode(id) {
-            Ok(id) if !id.is_empty() => super::ws::upgrade(app, rq, id),
+            Ok(id) if crate::conversations::valid_id(&id) => super::ws::upgrade(app, rq, id),
             _ => respond(rq, Reply::detail(400, "invalid conversation id"), None, app),
         };
     }
 
-    let reply = if *rq.method() == Method::Options {
-        preflight(&rq, &segments, app)
-    } else {
-        match read_body(&mut rq) {
-            Err(reply) => reply,
-            Ok(body) => route(app, &rq, &segments, &body),
+    // A handler panic is a bug; the client still gets a JSON 500, and the
+    // request (kept out here) is answered normally.
+    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if *rq.method() == Method::Options {
+            preflight(&rq, &segments, app)
+        } else {
+            match read_body(&mut rq) {
+                Err(reply) => reply,
+                Ok(body) => route(app, &rq, &segments, &body),
+            }
         }
-    };
+    }))
+    .unwrap_or_else(|_| {
+        log::error!("request handler panicked for {} {path}", rq.method());
+        Reply::detail(500, "internal error; the request was not completed")
+    });
     respond(rq, reply, origin.as_deref(), app)
 }
 
@@ -131,7 +134,8 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
     match segments {
         ["health"] | ["api", "repos"] | ["api", "repos", _, "tree"] => Some("GET"),
         ["api", "repos", _, "files", rest @ ..] if !rest.is_empty() => Some("GET"),
-        ["api", "conversations"] => Some("POST"),
+        ["api", "conversations"] => Some("GET, POST"),
+        ["api", "conversations", _] => Some("DELETE"),
         ["api", "conversations", _, "messages"] => Some("GET"),
         ["ws", "chat", _] => Some("GET"),
         ["mcp"] => Some("GET, POST, DELETE"),
@@ -202,13 +206,32 @@ fn route(app: &Arc<App>, rq: &Request, segments: &[&str], body: &[u8]) -> Reply 
                 json!({ "repo": repo, "path": path }),
             )
         }
-        ["api", "conversations"] => Reply::json(200, &json!({ "id": app.conversations.create() })),
-        ["api", "conversations", id, "messages"] => {
-            match decode(id).ok().and_then(|id| app.conversations.get(&id)) {
+        ["api", "conversations"] if method == "GET" => {
+            let limit = match query_param(rq.url(), "limit").map(str::parse::<usize>) {
+                None => DEFAULT_LIST,
+                Some(Ok(n)) if n >= 1 => n.min(MAX_LIST),
+                Some(_) => return Reply::detail(400, "limit must be a whole number from 1"),
+            };
+            Reply::json(200, &json!(app.conversations.list(None, limit)))
+        }
+        ["api", "conversations"] => match app.conversations.create(None) {
+            Ok(c) => Reply::json(200, &json!({ "id": c.id })),
+            Err(full) => Reply::detail(503, &full.to_string()),
+        },
+        ["api", "conversations", id] => match conversation_id(id) {
+            Ok(id) if app.conversations.delete(&id, None) => {
+                Reply::json(200, &json!({ "id": id, "deleted": true }))
+            }
+            Ok(_) => Reply::detail(404, "conversation not found"),
+            Err(r) => r,
+        },
+        ["api", "conversations", id, "messages"] => match conversation_id(id) {
+            Ok(id) => match app.conversations.get(&id, None) {
                 Some(c) => Reply::json(200, &c.messages_json()),
                 None => Reply::detail(404, "conversation not found"),
-            }
-        }
+            },
+            Err(r) => r,
+        },
         ["mcp"] => mcp(app, rq, body),
         ["ws", "chat", _] => Reply::detail(400, "expected a WebSocket upgrade request"),
         _ => Reply::detail(404, "not found"),
@@ -245,8 +268,34 @@ fn repo_name(raw: &str) -> Result<String, Reply> {
     Ok(name)
 }
 
+/// Conversations listed when the client gives no `limit`, and the most.
+const DEFAULT_LIST: usize = 50;
+const MAX_LIST: usize = 200;
+
+fn conversation_id(raw: &str) -> Result<String, Reply> {
+    let id = decode(raw)?;
+    if crate::conversations::valid_id(&id) {
+        Ok(id)
+    } else {
+        Err(Reply::detail(400, "invalid conversation id"))
+    }
+}
+
+/// The first value of `name` in the query string, undecoded.
+fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
 /// Runs a tool and puts its value in the contract's shape.
 fn call_tool(app: &App, name: &str, args: Value) -> Reply {
+    if let Some(progress) = app.tools.starting() {
+        return Reply::detail(503, &format!("indexing the documentation: {progress}"));
+    }
     match app.tools.call(name, &args) {
         Ok(value) => {
             let value = match name {
@@ -282,7 +331,7 @@ fn health_body(app: &App) -> Arc<[u8]> {
 
 fn health(app: &App) -> Value {
     let tools_ok = app.tools.status() == Status::Connected;
-    let llm_ok = app.claude.is_some();
+    let llm_ok = app.chat.model.is_some();
     let status = match (tools_ok, llm_ok) {
         (true, true) => "healthy",
         (false, false) => "unhealthy",
@@ -302,6 +351,10 @@ fn health(app: &App) -> Value {
         }
         Value::Null => {}
         other => mcp["details"] = other,
+    }
+    if let Some(progress) = app.tools.starting() {
+        mcp["state"] = json!("indexing");
+        mcp["progress"] = json!(progress);
     }
     if app.config.mcp_server_url.is_none() && mcp.get("provider").is_none() {
         mcp["provider"] = json!("built-in");
@@ -349,7 +402,22 @@ fn decode(raw: &str) -> Result<String, Reply> {
 /// Answers `{"detail": ...}` with `status` (used by the WebSocket handshake
 /// for its refusals, which have no CORS to add: browsers send no preflight).
 pub(crate) fn refuse(app: &App, rq: Request, status: u16, detail: &str) -> u16 {
-    respond(rq, Reply::detail(status, detail), None, app)
+    refuse_with(app, rq, status, detail, &[])
+}
+
+/// [`refuse`] with extra headers.
+pub(crate) fn refuse_with(
+    app: &App,
+    rq: Request,
+    status: u16,
+    detail: &str,
+    headers: &[(&str, &str)],
+) -> u16 {
+    let mut reply = Reply::detail(status, detail);
+    for (k, v) in headers {
+        reply.headers.push((k.to_string(), v.to_string()));
+    }
+    respond(rq, reply, None, app)
 }
 
 fn respond(rq: Request, reply: Reply, origin: Option<&str>, app: &App) -> u16 {

@@ -14,9 +14,10 @@
 
 use super::{header, refuse};
 use crate::app::App;
-use crate::chat::turn::{self, EventSink, StartError};
+use crate::chat::events::{ClientFrame, ServerEvent};
+use crate::chat::turn;
 use crate::conversations::Conversation;
-use serde_json::{Value, json};
+use crate::conversations::live::EventSink;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::Ordering;
@@ -58,10 +59,13 @@ pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String) -> u16 {
         return refuse(app, rq, 400, "expected a WebSocket upgrade request");
     }
     if header(&rq, "Sec-WebSocket-Version") != Some("13") {
-        let _ = rq.respond(Response::empty(426).with_header(
-            Header::from_bytes("Sec-WebSocket-Version", "13").expect("static header"),
-        ));
-        return 426;
+        return super::routes::refuse_with(
+            app,
+            rq,
+            426,
+            "unsupported WebSocket version; use 13",
+            &[("Sec-WebSocket-Version", "13")],
+        );
     }
     let Some(key) = header(&rq, "Sec-WebSocket-Key").map(str::to_string) else {
         return refuse(app, rq, 400, "missing Sec-WebSocket-Key");
@@ -70,6 +74,11 @@ pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String) -> u16 {
         // The upgrade came after other requests on a keep-alive connection.
         return refuse(app, rq, 400, "open the WebSocket on a new connection");
     }
+    let conversation = match app.conversations.open(&conversation_id, None) {
+        Ok(Some(c)) => c,
+        Ok(None) => return refuse(app, rq, 404, "conversation not found"),
+        Err(full) => return refuse(app, rq, 503, &full.to_string()),
+    };
     if app.ws_sessions.fetch_add(1, Ordering::SeqCst) >= app.config.max_ws_sessions {
         app.ws_sessions.fetch_sub(1, Ordering::SeqCst);
         return refuse(app, rq, 503, "too many open chat sessions");
@@ -91,7 +100,7 @@ pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String) -> u16 {
         .stack_size(256 * 1024)
         .spawn(move || {
             let run =
-                std::panic::AssertUnwindSafe(|| Session::run(&app2, stream, raw, &conversation_id));
+                std::panic::AssertUnwindSafe(|| Session::run(&app2, stream, raw, conversation));
             if std::panic::catch_unwind(run).is_err() {
                 log::error!("a WebSocket session panicked; its connection is closed");
             }
@@ -144,8 +153,11 @@ impl WsWriter {
         ok
     }
 
-    fn send_json(&self, value: &Value) -> bool {
-        self.send_message(Message::text(value.to_string()))
+    fn send_event(&self, event: &ServerEvent) -> bool {
+        // Our own event types: serialising them cannot fail.
+        self.send_message(Message::text(
+            serde_json::to_string(event).unwrap_or_default(),
+        ))
     }
 
     fn close(&self, code: CloseCode, reason: &str) {
@@ -200,7 +212,7 @@ impl Session {
         app: &Arc<App>,
         stream: Box<dyn tiny_http::ReadWrite + Send>,
         raw: TcpStream,
-        conversation_id: &str,
+        conversation: Arc<Conversation>,
     ) {
         let _ = raw.set_read_timeout(Some(KEEPALIVE));
         let _ = raw.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -208,7 +220,7 @@ impl Session {
         let writer = Arc::new(WsWriter::new(raw));
         let session = Session {
             app: app.clone(),
-            conversation: app.conversations.get_or_create(conversation_id),
+            conversation,
             writer,
         };
         // A turn still running from an earlier connection: replay, then live.
@@ -287,61 +299,46 @@ impl Session {
     }
 
     fn error(&self, message: &str) {
-        self.writer
-            .send_json(&json!({"type": "error", "message": message}));
+        self.writer.send_event(&ServerEvent::error(message));
     }
 
     fn on_text(&self, text: &str) {
-        let frame: Value =
-            match serde_json::from_str(text) {
-                Ok(v @ Value::Object(_)) => v,
-                Ok(_) => return self.error(
-                    "expected a JSON object such as {\"type\": \"message\", \"content\": \"...\"}",
-                ),
-                Err(e) => return self.error(&format!("invalid JSON: {e}")),
-            };
-        match frame.get("type").and_then(Value::as_str) {
-            Some("ping") => {
-                self.writer.send_json(&json!({"type": "pong"}));
+        match ClientFrame::decode(text) {
+            Ok(ClientFrame::Ping) => {
+                self.writer.send_event(&ServerEvent::Pong);
             }
-            Some("cancel") => {
+            Ok(ClientFrame::Cancel) => {
                 let turn = self.conversation.lock().turn.clone();
                 match turn {
                     Some(turn) => turn.cancel.cancel(),
                     None => self.error("no answer in progress to cancel"),
                 }
             }
-            Some("message") => self.on_message(&frame),
-            Some(other) => self.error(&format!(
-                "unknown message type {other:?}; expected message, ping or cancel"
-            )),
-            None => self.error("missing \"type\"; expected message, ping or cancel"),
+            Ok(ClientFrame::Message {
+                content,
+                repo_scope,
+            }) => self.on_message(content, repo_scope),
+            Err(e) => self.error(&e),
         }
     }
 
-    fn on_message(&self, frame: &Value) {
-        let content = match frame.get("content") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-            Some(Value::String(_)) => return self.error("empty message"),
-            Some(_) => return self.error("\"content\" must be a string"),
-            None => return self.error("missing \"content\""),
-        };
-        let context = frame.get("context");
-        let scope = context.and_then(|c| c.get("scope")).and_then(Value::as_str);
-        let repo = context
-            .and_then(|c| c.get("repoName"))
-            .and_then(Value::as_str);
-        let repo_scope = match (scope, repo) {
-            (Some("repo"), Some(r)) if !r.trim().is_empty() => Some(r.trim().to_string()),
-            (Some("repo"), _) => return self.error("context.scope \"repo\" needs a repoName"),
-            _ => None,
-        };
-        match turn::start(&self.app, &self.conversation, content, repo_scope, self.sink()) {
-            Ok(()) => {}
-            Err(StartError::Busy) => {
-                self.error("this conversation is busy: an answer is still in progress (send cancel to stop it)")
-            }
-            Err(StartError::Spawn(e)) => self.error(&format!("cannot start the answer: {e}")),
+    fn on_message(&self, content: String, repo_scope: Option<String>) {
+        let max = self.app.config.max_message_bytes;
+        if content.len() > max {
+            return self.error(&format!(
+                "message too long: {} bytes, at most {max} (MAX_MESSAGE_BYTES)",
+                content.len()
+            ));
+        }
+        let started = turn::start(
+            &self.app.chat,
+            &self.conversation,
+            content,
+            repo_scope,
+            self.sink(),
+        );
+        if let Err(e) = started {
+            self.error(&e.to_string());
         }
     }
 }

@@ -5,9 +5,11 @@ use crate::support::fake_claude;
 
 use fake_claude::{FakeClaude, Reply, sse};
 use knowledge_vault::chat::claude::{
-    AssistantMessage, Cancel, ClaudeClient, ClaudeConfig, ClaudeError, MessagesRequest, StopReason,
+    AssistantMessage, ClaudeClient, ClaudeConfig, ClaudeError, MessagesRequest, StopReason,
 };
 use knowledge_vault::config::Config;
+use knowledge_vault::conversations::live::Cancel;
+use knowledge_vault::messages::{Message, Role};
 use knowledge_vault::tools::ToolSpec;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -37,8 +39,19 @@ fn tools() -> Vec<ToolSpec> {
     }]
 }
 
-fn messages() -> Vec<Value> {
-    vec![json!({"role":"user","content":"How do I configure the collector?"})]
+fn messages() -> Vec<Message> {
+    vec![Message::text(
+        Role::User,
+        "How do I configure the collector?",
+    )]
+}
+
+/// The content blocks in their wire form.
+fn content(m: &AssistantMessage) -> Vec<Value> {
+    m.content
+        .iter()
+        .map(|b| serde_json::to_value(b).unwrap())
+        .collect()
 }
 
 struct Outcome {
@@ -99,7 +112,7 @@ fn text_only_forwards_each_delta_in_order() {
     let msg = ok(&o);
     assert_eq!(o.texts, ["The collector ", "reads ", "config.yaml."]);
     assert_eq!(
-        msg.content,
+        content(msg),
         vec![json!({"type":"text","text":"The collector reads config.yaml."})]
     );
     assert_eq!(msg.stop_reason, Some(StopReason::EndTurn));
@@ -118,7 +131,7 @@ fn text_then_tool_use() {
     let msg = ok(&o);
     assert_eq!(o.texts, ["Let me search."]);
     assert_eq!(
-        msg.content,
+        content(msg),
         vec![
             json!({"type":"text","text":"Let me search."}),
             json!({"type":"tool_use","id":"toolu_01A","name":"search_documentation","input":input}),
@@ -144,7 +157,7 @@ fn parallel_tool_uses_are_routed_by_index() {
     let msg = ok(&o);
     assert!(o.texts.is_empty());
     assert_eq!(
-        msg.content,
+        content(msg),
         vec![
             json!({"type":"tool_use","id":"toolu_A","name":"read_file",
                 "input":{"repo":"docs","path":"README.md"}}),
@@ -187,7 +200,7 @@ fn input_json_split_mid_token_and_mid_utf8_character() {
     let msg = ok(&o);
     assert_eq!(o.texts, ["Voilà"]);
     assert_eq!(
-        msg.content[1],
+        content(msg)[1],
         json!({"type":"tool_use","id":"toolu_U","name":"read_file",
             "input":{"path":"docs/café/日本.md"}})
     );
@@ -204,8 +217,8 @@ fn empty_tool_input_is_an_empty_object() {
         + &sse::message_end("tool_use");
     let fake = FakeClaude::start(vec![Reply::sse(body)]);
     let msg = ok(&stream(&fake)).clone();
-    assert_eq!(msg.content.len(), 2);
-    for block in &msg.content {
+    assert_eq!(content(&msg).len(), 2);
+    for block in &content(&msg) {
         assert_eq!(block["input"], json!({}));
     }
 }
@@ -227,7 +240,7 @@ fn pings_and_unknown_events_are_skipped() {
     let fake = FakeClaude::start(vec![Reply::sse(body)]);
     let o = stream(&fake);
     assert_eq!(o.texts, ["a", "b"]);
-    assert_eq!(ok(&o).content, vec![json!({"type":"text","text":"ab"})]);
+    assert_eq!(content(ok(&o)), vec![json!({"type":"text","text":"ab"})]);
 }
 
 #[test]
@@ -238,7 +251,7 @@ fn crlf_line_ends() {
     let o = stream(&fake);
     assert_eq!(o.texts, ["one ", "two"]);
     assert_eq!(
-        ok(&o).content,
+        content(ok(&o)),
         vec![json!({"type":"text","text":"one two"})]
     );
 }
@@ -268,7 +281,7 @@ fn thinking_blocks_are_kept_for_echoing() {
     let o = stream(&fake);
     assert_eq!(o.texts, ["Hi"]);
     assert_eq!(
-        ok(&o).content[0],
+        content(ok(&o))[0],
         json!({"type":"thinking","thinking":"Search first.","signature":"EqQBCgIYAh"})
     );
 }
@@ -286,7 +299,7 @@ fn error_event_mid_stream_keeps_the_partial_answer() {
     assert!(message.contains("overloaded_error"), "{message}");
     assert!(message.contains("Overloaded"), "{message}");
     assert_eq!(
-        partial.content,
+        content(partial),
         vec![json!({"type":"text","text":"Partial answer"})]
     );
     // Text was shown: a retry would repeat it.
@@ -315,7 +328,7 @@ fn overloaded_529_then_success_honours_retry_after_ms() {
         Reply::sse(sse::text_turn(&["ok"])),
     ]);
     let o = stream(&fake);
-    assert_eq!(ok(&o).content, vec![json!({"type":"text","text":"ok"})]);
+    assert_eq!(content(ok(&o)), vec![json!({"type":"text","text":"ok"})]);
     assert_eq!(fake.requests().len(), 2);
     let g = gap(&fake, 0);
     // 60 ms asked; the default backoff would be at least 375 ms.
@@ -429,7 +442,7 @@ fn max_tokens_drops_the_cut_off_tool_use() {
     assert_eq!(msg.stop_reason, Some(StopReason::MaxTokens));
     assert!(msg.dropped_tool_use);
     assert_eq!(
-        msg.content,
+        content(msg),
         vec![json!({"type":"text","text":"I'll read it."})]
     );
     assert_eq!(msg.tool_uses().count(), 0);
@@ -446,7 +459,10 @@ fn dropped_connection_mid_stream_is_an_interruption() {
     let o = stream(&fake);
     let (message, partial) = interrupted(&o);
     assert!(message.contains("connection"), "{message}");
-    assert_eq!(partial.content, vec![json!({"type":"text","text":"Hello"})]);
+    assert_eq!(
+        content(partial),
+        vec![json!({"type":"text","text":"Hello"})]
+    );
     assert!(partial.dropped_tool_use);
     assert_eq!(fake.requests().len(), 1);
 }
@@ -469,7 +485,7 @@ fn eof_before_message_stop_is_an_interruption() {
         message.contains("before the answer was complete"),
         "{message}"
     );
-    assert_eq!(partial.content, vec![json!({"type":"text","text":"Hel"})]);
+    assert_eq!(content(partial), vec![json!({"type":"text","text":"Hel"})]);
 }
 
 #[test]
@@ -529,7 +545,7 @@ fn a_stall_longer_than_the_idle_timeout_fails_quickly() {
     let (message, partial) = interrupted(&o);
     assert!(message.contains("idle timeout"), "{message}");
     assert_eq!(
-        partial.content,
+        content(partial),
         vec![json!({"type":"text","text":"So far"})]
     );
     assert!(
@@ -658,7 +674,7 @@ fn request_body_and_headers() {
             "model": "claude-test",
             "max_tokens": 1024,
             "system": "You answer from the documentation.",
-            "messages": [{"role":"user","content":"How do I configure the collector?"}],
+            "messages": [{"role":"user","content":[{"type":"text","text":"How do I configure the collector?"}]}],
             "tools": [{
                 "name": "search_documentation",
                 "description": "Search the docs",
@@ -674,11 +690,12 @@ fn request_body_and_headers() {
 fn no_tools_means_no_tools_field() {
     let fake = FakeClaude::start(vec![Reply::sse(sse::text_turn(&["ok"]))]);
     let client = ClaudeClient::new(config(&fake.url(), Duration::from_secs(5)));
-    let history = vec![
-        json!({"role":"user","content":"q"}),
+    let wire = vec![
+        json!({"role":"user","content":[{"type":"text","text":"q"}]}),
         json!({"role":"assistant","content":[{"type":"tool_use","id":"t","name":"n","input":{}}]}),
         json!({"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"r"}]}),
     ];
+    let history: Vec<Message> = serde_json::from_value(Value::Array(wire.clone())).unwrap();
     let request = MessagesRequest {
         system: "",
         messages: &history,
@@ -690,7 +707,7 @@ fn no_tools_means_no_tools_field() {
     let body = &fake.requests()[0].body;
     assert!(body.get("tools").is_none(), "{body}");
     assert!(body.get("system").is_none(), "{body}");
-    assert_eq!(body["messages"], Value::Array(history));
+    assert_eq!(body["messages"], Value::Array(wire));
 }
 
 #[test]

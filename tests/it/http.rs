@@ -215,8 +215,9 @@ fn unknown_route_wrong_method_and_error_shape() {
     assert_eq!(status, 405);
     assert!(json(&body)["detail"].is_string());
     assert!(h.iter().any(|(k, v)| k == "allow" && v == "GET"));
-    let (status, _) = request(&kv.base, "GET", "/api/conversations", &[], None);
+    let (status, h, _) = request_full(&kv.base, "PUT", "/api/conversations", &[], None);
     assert_eq!(status, 405);
+    assert!(h.iter().any(|(k, v)| k == "allow" && v == "GET, POST"));
     let (status, _) = kv.get("/ws/chat/abc");
     assert_eq!(status, 400);
 }

@@ -69,7 +69,7 @@ fn text_only_answer_streams_and_is_stored() {
     );
     assert_eq!(
         req.body["messages"],
-        json!([{"role": "user", "content": "hi there"}])
+        json!([{"role": "user", "content": [{"type": "text", "text": "hi there"}]}])
     );
     assert!(
         req.body["system"]
@@ -188,7 +188,7 @@ fn tool_use_runs_once_and_results_go_back_to_claude() {
     assert_eq!(third[3]["content"][0]["text"], "Alpha has two docs.");
     assert_eq!(
         third[4],
-        json!({"role": "user", "content": "and the readme?"})
+        json!({"role": "user", "content": [{"type": "text", "text": "and the readme?"}]})
     );
 }
 

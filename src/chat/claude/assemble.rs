@@ -8,6 +8,7 @@
 //! only safe thing to do with a cut-off tool call is not to run it.
 
 use super::{AssistantMessage, StopReason};
+use crate::messages::Block as ContentBlock;
 use crate::sse::SseEvent;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -208,7 +209,7 @@ impl Assembler {
         for (index, block) in self.blocks {
             let complete = block.stopped && !block.invalid;
             if complete || (!block.stopped && block.kind() == "text") {
-                content.push(Value::Object(block.value));
+                content.push(ContentBlock::from_value(Value::Object(block.value)));
             } else {
                 log::warn!(
                     "Claude stream: leaving out {} block {index} ({})",
@@ -279,6 +280,10 @@ mod tests {
         }
     }
 
+    fn wire(msg: &AssistantMessage) -> Value {
+        serde_json::to_value(&msg.content).unwrap()
+    }
+
     fn run(events: &[SseEvent]) -> (AssistantMessage, Vec<String>, Flow) {
         let mut a = Assembler::new();
         let mut texts = vec![];
@@ -345,12 +350,12 @@ mod tests {
         assert_eq!(flow, Flow::Done);
         assert_eq!(texts, ["Hi"]);
         assert_eq!(
-            msg.content,
-            vec![
-                json!({"type":"thinking","thinking":"Let me think.","signature":"EqQB"}),
-                json!({"type":"redacted_thinking","data":"opaque"}),
-                json!({"type":"text","text":"Hi","citations":[{"cited_text":"x"}]}),
-            ]
+            wire(&msg),
+            json!([
+                {"type":"thinking","thinking":"Let me think.","signature":"EqQB"},
+                {"type":"redacted_thinking","data":"opaque"},
+                {"type":"text","text":"Hi","citations":[{"cited_text":"x"}]},
+            ])
         );
         assert_eq!(msg.stop_reason, Some(StopReason::EndTurn));
     }
@@ -379,11 +384,11 @@ mod tests {
         events.extend(end("tool_use"));
         let (msg, _, _) = run(&events);
         assert_eq!(
-            msg.content,
-            vec![
-                json!({"type":"tool_use","id":"a","name":"t","input":{"k":1}}),
-                json!({"type":"tool_use","id":"b","name":"t","input":{}}),
-            ]
+            wire(&msg),
+            json!([
+                {"type":"tool_use","id":"a","name":"t","input":{"k":1}},
+                {"type":"tool_use","id":"b","name":"t","input":{}},
+            ])
         );
         assert!(msg.dropped_tool_use);
     }
@@ -398,7 +403,7 @@ mod tests {
         ];
         let (msg, _, flow) = run(&events);
         assert_eq!(flow, Flow::Continue);
-        assert_eq!(msg.content, vec![json!({"type":"text","text":"partial"})]);
+        assert_eq!(wire(&msg), json!([{"type":"text","text":"partial"}]));
         assert!(!msg.dropped_tool_use);
         assert_eq!(msg.stop_reason, None);
     }

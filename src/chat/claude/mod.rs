@@ -6,8 +6,8 @@
 //! the conversation: that is the turn's job (`chat::turn`). Event parsing is
 //! in `assemble`, retry and error wording in `policy`.
 //!
-//! Each [`ClaudeClient::stream`] call builds its own ureq agent so that
-//! [`Cancel::cancel`] can shut down exactly that request's socket (clones of
+//! Each [`ClaudeClient::stream`] call builds its own ureq agent so that a
+//! cancel (`conversations::live::Cancel`) can shut down exactly that request's socket (clones of
 //! an agent share one pool, and `shutdown` closes all of it). The cost is one
 //! rustls client configuration per call for `https` (ureq caches it per
 //! agent), well under the latency of the request itself.
@@ -17,14 +17,14 @@ mod policy;
 
 use self::assemble::{Assembler, Flow};
 use crate::config::{Config, Secret};
+use crate::conversations::live::Cancel;
+use crate::messages::{Block, Message};
 use crate::net;
 use crate::sse::SseReader;
 use crate::tools::ToolSpec;
 use serde::Serialize;
 use serde_json::Value;
 use std::io::{BufReader, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -72,11 +72,11 @@ impl ClaudeConfig {
     }
 }
 
-/// One request: the system prompt, the whole history (Anthropic message
-/// objects, already bounded by the caller) and the tools to offer.
+/// One request: the system prompt, the whole history (already bounded by
+/// the caller; its JSON is the Messages API's form) and the tools to offer.
 pub struct MessagesRequest<'a> {
     pub system: &'a str,
-    pub messages: &'a [Value],
+    pub messages: &'a [Message],
     pub tools: &'a [ToolSpec],
 }
 
@@ -110,7 +110,7 @@ impl StopReason {
 /// (In a partial message, a text block that was still open is kept too.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct AssistantMessage {
-    pub content: Vec<Value>,
+    pub content: Vec<Block>,
     pub stop_reason: Option<StopReason>,
     /// A tool_use block was cut off (by `max_tokens` or a broken stream) and
     /// left out of `content`; it must not run.
@@ -126,20 +126,14 @@ impl AssistantMessage {
         }
     }
 
-    /// All text blocks joined, for display and storage.
+    /// All text blocks joined, for display.
     pub fn text(&self) -> String {
-        self.content
-            .iter()
-            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-            .filter_map(|b| b.get("text").and_then(Value::as_str))
-            .collect()
+        self.content.iter().filter_map(Block::shown_text).collect()
     }
 
-    /// The `tool_use` blocks, to run in order.
-    pub fn tool_uses(&self) -> impl Iterator<Item = &Value> {
-        self.content
-            .iter()
-            .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
+    /// The tool calls, to run in order: (id, name, input).
+    pub fn tool_uses(&self) -> impl Iterator<Item = (&str, &str, &Value)> {
+        crate::messages::tool_uses(&self.content)
     }
 }
 
@@ -172,39 +166,6 @@ impl std::fmt::Display for ClaudeError {
 }
 
 impl std::error::Error for ClaudeError {}
-
-/// Cancels a running request from another thread: sets a flag and shuts the
-/// request's ureq agent down, which closes the upstream socket at once.
-#[derive(Default)]
-pub struct Cancel {
-    flag: AtomicBool,
-    agent: Mutex<Option<ureq::Agent>>,
-}
-
-impl Cancel {
-    pub fn new() -> Arc<Cancel> {
-        Arc::new(Cancel::default())
-    }
-
-    pub fn cancel(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        let agent = self.agent.lock().map(|mut a| a.take()).unwrap_or(None);
-        if let Some(agent) = agent {
-            agent.shutdown();
-        }
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
-    }
-
-    /// Registers the agent of the request in flight (replacing any earlier one).
-    pub fn set_agent(&self, agent: Option<ureq::Agent>) {
-        if let Ok(mut slot) = self.agent.lock() {
-            *slot = agent;
-        }
-    }
-}
 
 pub struct ClaudeClient {
     config: ClaudeConfig,
@@ -249,9 +210,12 @@ impl ClaudeClient {
     ) -> Result<AssistantMessage, ClaudeError> {
         let body = self.body(request);
         let agent = self.agent();
-        cancel.set_agent(Some(agent.clone()));
+        // A cancel shuts exactly this request's agent down, which closes
+        // the upstream socket at once.
+        let closing = agent.clone();
+        cancel.on_cancel(Box::new(move || closing.shutdown()));
         let result = self.run(&agent, &body, cancel, on_text);
-        cancel.set_agent(None);
+        cancel.clear_hook();
         result.map_err(|e| self.scrub(e))
     }
 
@@ -479,7 +443,7 @@ impl ClaudeClient {
             max_tokens: u32,
             #[serde(skip_serializing_if = "str::is_empty")]
             system: &'a str,
-            messages: &'a [Value],
+            messages: &'a [Message],
             #[serde(skip_serializing_if = "Vec::is_empty")]
             tools: Vec<Tool<'a>>,
             stream: bool,
