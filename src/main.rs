@@ -107,22 +107,17 @@ fn serve(config: Config) -> ExitCode {
     if !config.llm_configured() {
         log::warn!("ANTHROPIC_API_KEY is not set: the chat runs in offline retrieval mode");
     }
-    let app = App::new(config);
-    let listener = match knowledge_vault::http::bind(&app) {
+    // Bind before anything slow (the first index is built in the
+    // background): a port in use is reported at once, and /health answers
+    // while the documentation is read.
+    let listener = match knowledge_vault::http::bind(&config) {
         Ok(l) => l,
         Err(e) => {
-            log::error!(
-                "cannot listen on {}:{}: {e}",
-                app.config.host,
-                app.config.port
-            );
-            eprintln!(
-                "knowledge-vault: cannot listen on {}:{}: {e}",
-                app.config.host, app.config.port
-            );
+            log::error!("cannot listen on {}:{}: {e}", config.host, config.port);
             return ExitCode::FAILURE;
         }
     };
+    let app = App::new(config);
     match listener.local_addr() {
         Ok(addr) => log::info!("listening on http://{addr}"),
         Err(e) => log::warn!("listening (address unknown: {e})"),
@@ -167,18 +162,70 @@ fn health_check(config: &Config) -> ExitCode {
         .timeout_global(Some(std::time::Duration::from_secs(3)))
         .build()
         .into();
-    match agent.get(&url).call() {
-        Ok(resp) if resp.status() == 200 => {
-            println!("ok: {url}");
-            ExitCode::SUCCESS
-        }
+    let body = match agent.get(&url).call() {
+        Ok(resp) if resp.status() == 200 => resp
+            .into_body()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .unwrap_or_default(),
         Ok(resp) => {
             eprintln!("knowledge-vault: {url} answered {}", resp.status());
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
         Err(e) => {
             eprintln!("knowledge-vault: {url}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match health_verdict(&body) {
+        Ok(line) => {
+            println!("ok: {url}: {line}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("knowledge-vault: unhealthy: {why}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Whether a `/health` body means the service can do its job: it must be
+/// able to answer the documentation tools (a container whose documents are
+/// missing is not healthy). Still indexing counts as healthy: it is start-up,
+/// and restarting would only start it again. No model key is a choice, not a
+/// fault (offline mode).
+fn health_verdict(body: &str) -> Result<String, String> {
+    let h: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("/health is not JSON: {e}"))?;
+    let tools = &h["services"]["mcp_server"];
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    if tools["state"] == "indexing" {
+        let progress = text(&tools["progress"]).unwrap_or_default();
+        return Ok(format!("indexing the documentation ({progress})"));
+    }
+    if tools["status"] == "connected" {
+        return Ok(text(&h["status"]).unwrap_or_default());
+    }
+    let reason = ["error", "last_error", "reason", "detail"]
+        .iter()
+        .find_map(|k| text(&tools[*k]))
+        .unwrap_or_else(|| "no reason given".into());
+    Err(format!("the documentation tools are unavailable: {reason}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::health_verdict;
+
+    #[test]
+    fn health_verdicts() {
+        let ok = r#"{"status":"degraded","services":{"mcp_server":{"status":"connected"}}}"#;
+        assert!(health_verdict(ok).is_ok());
+        let indexing = r#"{"services":{"mcp_server":{"status":"disconnected","state":"indexing","progress":"3 of 9 files"}}}"#;
+        assert!(health_verdict(indexing).unwrap().contains("3 of 9"));
+        let down = r#"{"services":{"mcp_server":{"status":"disconnected","error":"DOCS_DIR /docs: No such file or directory"}}}"#;
+        assert!(health_verdict(down).unwrap_err().contains("/docs"));
+        assert!(health_verdict("<html>").is_err());
     }
 }

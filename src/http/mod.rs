@@ -38,9 +38,9 @@ struct Slot {
 const LISTEN_BACKLOG: i32 = 4096;
 
 /// Binds the listening socket; errors here stop start-up.
-pub fn bind(app: &App) -> std::io::Result<TcpListener> {
+pub fn bind(config: &crate::config::Config) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
-    let addr = SocketAddr::new(app.config.host, app.config.port);
+    let addr = SocketAddr::new(config.host, config.port);
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;

@@ -8,6 +8,7 @@
 mod support;
 
 mod builtin;
+mod chat_limits;
 mod claude;
 mod docs;
 mod github;

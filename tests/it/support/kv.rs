@@ -116,30 +116,17 @@ impl Kv {
 
     /// Waits until the log contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.log().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        self.wait_until(timeout, |kv| kv.log().contains(needle))
     }
 
     /// Waits until `/health` reports the tool service as `want`.
     pub fn wait_tools(&self, want: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let h = json(&self.get("/health").1);
-            if h["services"]["mcp_server"]["status"] == want {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tool service never became {want}: {h}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut last = serde_json::Value::Null;
+        let seen = self.wait_until(within, |kv| {
+            last = json(&kv.get("/health").1);
+            last["services"]["mcp_server"]["status"] == want
+        });
+        assert!(seen, "tool service never became {want}: {last}");
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
@@ -148,6 +135,31 @@ impl Kv {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The service's thread count now (Linux `/proc`).
+    pub fn threads(&self) -> usize {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until `cond` holds, polling; false at the deadline.
+    pub fn wait_until(&self, within: Duration, mut cond: impl FnMut(&Kv) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if cond(self) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
