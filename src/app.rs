@@ -2,6 +2,8 @@
 //! provider, the chat engine, conversations and the MCP server side.
 //! Built once at start-up; everything in it is `Sync`.
 
+use crate::access::Access;
+use crate::access::rate::RateLimit;
 use crate::chat::claude::{ClaudeClient, ClaudeConfig};
 use crate::chat::{self, Chat};
 use crate::config::Config;
@@ -16,6 +18,11 @@ use std::time::Instant;
 
 pub struct App {
     pub config: Config,
+    /// Who may call: the Host rule and the API tokens.
+    pub access: Access,
+    /// REST and MCP requests, and chat messages, per client.
+    pub request_limit: RateLimit,
+    pub message_limit: RateLimit,
     pub tools: Arc<dyn ToolProvider>,
     pub chat: Arc<Chat>,
     pub conversations: Arc<Conversations>,
@@ -57,8 +64,14 @@ impl App {
                 history_budget: config.history_budget_chars,
                 max_running_answers: config.max_running_answers,
             },
+            config
+                .claude_daily_token_budget
+                .map(chat::budget::DailyBudget::new),
         ));
         Arc::new(App {
+            access: Access::from_config(&config),
+            request_limit: RateLimit::new(config.rate_limit_requests),
+            message_limit: RateLimit::new(config.rate_limit_messages),
             conversations,
             chat,
             mcp_server,

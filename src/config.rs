@@ -91,6 +91,18 @@ pub struct Config {
     pub cache_dir: PathBuf,
 
     pub log_level: log::LevelFilter,
+
+    /// `API_TOKENS` and `API_TOKENS_FILE`; empty: no token is asked for.
+    pub api_tokens: Vec<Secret>,
+    /// Serve a non-loopback address without tokens (a proxy authenticates).
+    pub allow_anonymous: bool,
+    /// Extra names accepted in `Host` (lower-case, no port).
+    pub allowed_hosts: Vec<String>,
+    /// Chat messages, and REST/MCP requests, per client and minute; 0: off.
+    pub rate_limit_messages: u32,
+    pub rate_limit_requests: u32,
+    /// Claude tokens (input + output) per UTC day; then offline answers.
+    pub claude_daily_token_budget: Option<u64>,
 }
 
 /// A configuration error: the variable and what was expected. Its `Display`
@@ -108,6 +120,9 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Shortest API token accepted: a short one can be guessed.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 pub const DEFAULT_CORS: [&str; 2] = ["http://localhost:5173", "http://localhost:3000"];
 
@@ -240,7 +255,63 @@ impl Config {
             }),
         };
 
+        let list = |k: &str| -> Vec<String> {
+            get(k)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut tokens = list("API_TOKENS");
+        if let Some(file) = get("API_TOKENS_FILE") {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| err("API_TOKENS_FILE", &format!("cannot read {file:?}: {e}")))?;
+            tokens.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string),
+            );
+        }
+        if let Some(bad) = tokens.iter().find(|t| {
+            t.len() < MIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control())
+        }) {
+            let shown = if bad.len() < MIN_TOKEN_LEN {
+                "a token"
+            } else {
+                "a token with spaces"
+            };
+            return Err(err(
+                "API_TOKENS",
+                &format!(
+                    "{shown} is too weak or malformed: use at least {MIN_TOKEN_LEN} characters without spaces (e.g. `openssl rand -hex 32`)"
+                ),
+            ));
+        }
+        let allow_anonymous = boolean("ALLOW_ANONYMOUS")?;
+        if !host.is_loopback() && tokens.is_empty() && !allow_anonymous {
+            return Err(err(
+                "API_TOKENS",
+                &format!(
+                    "HOST={host} can be reached from the network, so every route would be open to anyone; set API_TOKENS (or API_TOKENS_FILE), or ALLOW_ANONYMOUS=true if an authenticating proxy is in front"
+                ),
+            ));
+        }
+        let budget = number("CLAUDE_DAILY_TOKEN_BUDGET", 0, 0, u64::MAX)?;
+
         Ok(Config {
+            api_tokens: tokens.into_iter().map(Secret).collect(),
+            allow_anonymous,
+            allowed_hosts: list("ALLOWED_HOSTS")
+                .into_iter()
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+            rate_limit_messages: number("RATE_LIMIT_MESSAGES", 40, 0, 1_000_000)? as u32,
+            rate_limit_requests: number("RATE_LIMIT_REQUESTS", 600, 0, 100_000_000)? as u32,
+            claude_daily_token_budget: (budget > 0).then_some(budget),
             anthropic_api_key: get("ANTHROPIC_API_KEY").map(|k| Secret(k.to_string())),
             anthropic_base_url: url("ANTHROPIC_BASE_URL", Some("https://api.anthropic.com"))?
                 .unwrap_or_default(),
@@ -399,6 +470,52 @@ mod tests {
     fn secrets_do_not_debug_print() {
         let c = Config::from_map(&map(&[("ANTHROPIC_API_KEY", "sk-ant-very-secret")])).unwrap();
         assert!(!format!("{c:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn the_network_needs_a_token_or_a_word_from_the_operator() {
+        let e = Config::from_map(&map(&[("HOST", "0.0.0.0")])).unwrap_err();
+        assert_eq!(e.variable, "API_TOKENS");
+        assert!(e.to_string().contains("ALLOW_ANONYMOUS"));
+        assert!(
+            Config::from_map(&map(&[("HOST", "0.0.0.0"), ("ALLOW_ANONYMOUS", "true")])).is_ok()
+        );
+        let c = Config::from_map(&map(&[
+            ("HOST", "::"),
+            ("API_TOKENS", "aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb"),
+        ]))
+        .unwrap();
+        assert_eq!(c.api_tokens.len(), 2);
+        assert!(!format!("{c:?}").contains("aaaa"));
+        let e = Config::from_map(&map(&[("API_TOKENS", "short")])).unwrap_err();
+        assert_eq!(e.variable, "API_TOKENS");
+        assert!(!e.to_string().contains("short"), "the token is not echoed");
+        // Loopback needs nothing.
+        assert!(
+            Config::from_map(&map(&[("HOST", "127.0.0.1")]))
+                .unwrap()
+                .api_tokens
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn tokens_from_a_file() {
+        let path = std::env::temp_dir().join(format!("kv-tokens-{}", std::process::id()));
+        std::fs::write(&path, "# team\naaaaaaaaaaaaaaaa\n\n  bbbbbbbbbbbbbbbb  \n").unwrap();
+        let c = Config::from_map(&map(&[
+            ("API_TOKENS", "cccccccccccccccc"),
+            ("API_TOKENS_FILE", path.to_str().unwrap()),
+        ]))
+        .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let got: Vec<&str> = c.api_tokens.iter().map(Secret::expose).collect();
+        assert_eq!(
+            got,
+            ["cccccccccccccccc", "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
+        );
+        let e = Config::from_map(&map(&[("API_TOKENS_FILE", "/nonexistent/tokens")])).unwrap_err();
+        assert_eq!(e.variable, "API_TOKENS_FILE");
     }
 
     #[test]

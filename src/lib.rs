@@ -2,6 +2,7 @@
 //! documentation. See README.md, "Architecture", for the shape of the code.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod app;
 pub mod chat;
 pub mod clock;
@@ -12,6 +13,7 @@ pub mod http;
 pub mod mcp_server;
 pub mod messages;
 pub mod net;
+pub mod sha256;
 pub mod sse;
 pub mod sync;
 pub mod tools;

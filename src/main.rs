@@ -162,7 +162,12 @@ fn health_check(config: &Config) -> ExitCode {
         .timeout_global(Some(std::time::Duration::from_secs(3)))
         .build()
         .into();
-    let body = match agent.get(&url).call() {
+    // With tokens on, /health shows its details to a token only.
+    let mut request = agent.get(&url);
+    if let Some(token) = config.api_tokens.first() {
+        request = request.header("Authorization", format!("Bearer {}", token.expose()));
+    }
+    let body = match request.call() {
         Ok(resp) if resp.status() == 200 => resp
             .into_body()
             .with_config()
@@ -206,6 +211,12 @@ fn health_verdict(body: &str) -> Result<String, String> {
     }
     if tools["status"] == "connected" {
         return Ok(text(&h["status"]).unwrap_or_default());
+    }
+    if tools.is_null() {
+        return Err(format!(
+            "/health shows no details (an API token is needed): status {}",
+            h["status"]
+        ));
     }
     let reason = ["error", "last_error", "reason", "detail"]
         .iter()

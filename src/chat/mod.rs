@@ -4,12 +4,14 @@
 //! [`events::ServerEvent`]s to the conversation's running-answer handle.
 
 pub mod answer;
+pub mod budget;
 pub mod claude;
 pub mod events;
 pub mod offline;
 pub mod prompt;
 pub mod turn;
 
+use crate::chat::budget::DailyBudget;
 use crate::chat::claude::ClaudeClient;
 use crate::conversations::Conversations;
 use crate::tools::ToolProvider;
@@ -34,6 +36,8 @@ pub struct Chat {
     pub model: Option<ClaudeClient>,
     pub store: Arc<Conversations>,
     pub limits: Limits,
+    /// `CLAUDE_DAILY_TOKEN_BUDGET`, when set.
+    pub budget: Option<DailyBudget>,
     /// Answers running now, at most `limits.max_running_answers`.
     running: AtomicUsize,
 }
@@ -44,14 +48,21 @@ impl Chat {
         model: Option<ClaudeClient>,
         store: Arc<Conversations>,
         limits: Limits,
+        budget: Option<DailyBudget>,
     ) -> Chat {
         Chat {
             tools,
             model,
             store,
             limits,
+            budget,
             running: AtomicUsize::new(0),
         }
+    }
+
+    /// True when today's Claude token budget is spent.
+    pub fn over_budget(&self) -> bool {
+        self.budget.as_ref().is_some_and(DailyBudget::exhausted)
     }
 
     /// Answers running now.

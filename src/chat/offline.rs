@@ -10,21 +10,25 @@ use serde_json::{Value, json};
 
 const RESULTS: usize = 5;
 
-/// Answers `question` from search results alone.
+/// Why there is no model answer, said first in an offline answer.
+pub(crate) const NO_MODEL: &str =
+    "No language model is configured (ANTHROPIC_API_KEY is not set), so I cannot write an answer.";
+pub(crate) const BUDGET_SPENT: &str = "Today's Claude token budget (CLAUDE_DAILY_TOKEN_BUDGET) is used up, so this answer is search results only; Claude answers again after midnight UTC.";
+
+/// Answers `question` from search results alone; `why` says why first.
 pub(crate) fn answer(
     tools: &dyn ToolProvider,
     question: &str,
     repo: Option<&str>,
     publish: Publish,
+    why: &str,
 ) -> Answer {
     let mut input = json!({"query": question, "limit": RESULTS});
     if let Some(repo) = repo {
         input["repo"] = json!(repo);
     }
     let id = format!("offline_{}", uuid::Uuid::new_v4().simple());
-    let mut text = String::from(
-        "No language model is configured (ANTHROPIC_API_KEY is not set), so I cannot write an answer. ",
-    );
+    let mut text = format!("{why} ");
     match run_tool(tools, publish, &id, SEARCH_DOCUMENTATION, &input) {
         Ok(result) => {
             let hits = result.as_array().map(Vec::as_slice).unwrap_or_default();

@@ -142,8 +142,15 @@ impl Turn {
         // the turn like an error does.
         let answered =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.chat.model {
+                Some(_) if self.chat.over_budget() => offline::answer(
+                    &*self.chat.tools,
+                    text,
+                    repo,
+                    &publish,
+                    offline::BUDGET_SPENT,
+                ),
                 Some(claude) => self.ask_model(claude, repo, &publish),
-                None => offline::answer(&*self.chat.tools, text, repo, &publish),
+                None => offline::answer(&*self.chat.tools, text, repo, &publish, offline::NO_MODEL),
             }));
         let answer = answered.unwrap_or_else(|_| {
             log::error!("the turn panicked; the answer is marked interrupted");
@@ -192,6 +199,14 @@ impl Turn {
         };
 
         for round in 1..=max_rounds {
+            if round > 1 && self.chat.over_budget() {
+                answer.note(
+                    publish,
+                    "\n\n[Stopped: today's Claude token budget (CLAUDE_DAILY_TOKEN_BUDGET) is used up.]",
+                );
+                answer.status = Some(AnswerStatus::Truncated);
+                return answer;
+            }
             let request = MessagesRequest {
                 system: &system,
                 messages: &answer.messages,
@@ -202,6 +217,9 @@ impl Turn {
                 round_text.push_str(delta);
                 publish(&ServerEvent::Text { content: delta });
             });
+            if let Some(budget) = &self.chat.budget {
+                budget.spend(spent(&result));
+            }
             let message = match result {
                 Ok(m) => m,
                 Err(ClaudeError::Cancelled { .. }) => {
@@ -330,6 +348,17 @@ impl Answer {
         if last.content.is_empty() {
             self.messages.pop();
         }
+    }
+}
+
+/// Tokens a request cost, whether it finished or not.
+fn spent(result: &Result<AssistantMessage, ClaudeError>) -> u64 {
+    match result {
+        Ok(m) => m.usage.total(),
+        Err(ClaudeError::Interrupted { partial, .. } | ClaudeError::Cancelled { partial }) => {
+            partial.usage.total()
+        }
+        Err(_) => 0,
     }
 }
 

@@ -18,6 +18,10 @@
 //! - in total, `max_total_bytes`: idle conversations are evicted oldest
 //!   first, then the oldest entries of the ones in use are dropped.
 //!
+//! With API tokens on, each token has its own conversation ids: the map is
+//! keyed by (owner, id), so another token's conversation does not exist for
+//! a caller, and the same id names a different conversation for each.
+//!
 //! Lock order: the map, then one conversation's state; never the other way.
 
 pub mod live;
@@ -274,56 +278,49 @@ impl Conversations {
     /// Creates a conversation with a new random id.
     pub fn create(&self, owner: Option<&str>) -> Result<Arc<Conversation>, Full> {
         let id = uuid::Uuid::new_v4().to_string();
-        // A new random id is nobody's: `open` can only create it.
-        self.open(&id, owner)?.ok_or(Full)
+        self.open(&id, owner)
     }
 
-    /// The conversation `id` if `owner` may see it: with an owner set, only
-    /// the same owner does (another owner's conversation does not exist).
+    /// The conversation `id` of `owner`. Each owner has its own ids: another
+    /// owner's conversation of the same id does not exist for it.
     pub fn get(&self, id: &str, owner: Option<&str>) -> Option<Arc<Conversation>> {
-        self.map().get(id).filter(|c| visible(c, owner)).cloned()
+        self.map().get(&key(owner, id)).cloned()
     }
 
-    /// Opens `id` for `owner`, created if unknown (the contract: an unknown
-    /// conversation id starts a new conversation). `Ok(None)` if the id
-    /// belongs to another owner (the caller answers as if it did not exist),
-    /// `Err(Full)` if it would have to be created and every slot is held.
-    pub fn open(&self, id: &str, owner: Option<&str>) -> Result<Option<Arc<Conversation>>, Full> {
+    /// Opens `id` of `owner`, created if unknown (the contract: an unknown
+    /// conversation id starts a new conversation); `Err(Full)` if it would
+    /// have to be created and every slot is held.
+    pub fn open(&self, id: &str, owner: Option<&str>) -> Result<Arc<Conversation>, Full> {
+        let k = key(owner, id);
         let mut map = self.map();
-        if let Some(c) = map.get(id) {
-            return Ok(visible(c, owner).then(|| c.clone()));
+        if let Some(c) = map.get(&k) {
+            return Ok(c.clone());
         }
         if map.len() >= self.limits.max_conversations {
             // Only conversations no open socket or running answer holds: the
             // map's own reference is then the only one.
             let victim = map
-                .values()
-                .filter(|c| Arc::strong_count(c) == 1)
-                .min_by_key(|c| c.last_active())
-                .map(|c| c.id.clone());
+                .iter()
+                .filter(|(_, c)| Arc::strong_count(c) == 1)
+                .min_by_key(|(_, c)| c.last_active())
+                .map(|(k, _)| k.clone());
             match victim {
-                Some(k) => {
-                    log::info!("evicting idle conversation {k} (MAX_CONVERSATIONS reached)");
-                    self.remove_locked(&mut map, &k);
+                Some(victim) => {
+                    log::info!("evicting an idle conversation (MAX_CONVERSATIONS reached)");
+                    self.remove_locked(&mut map, &victim);
                 }
                 None => return Err(Full),
             }
         }
         let c = Arc::new(Conversation::new(id, owner.map(str::to_string)));
-        map.insert(id.to_string(), c.clone());
-        Ok(Some(c))
+        map.insert(k, c.clone());
+        Ok(c)
     }
 
     /// Deletes a conversation `owner` may see; a running answer is
     /// cancelled first. False if there is none.
     pub fn delete(&self, id: &str, owner: Option<&str>) -> bool {
-        let removed = {
-            let mut map = self.map();
-            match map.get(id) {
-                Some(c) if visible(c, owner) => self.remove_locked(&mut map, id),
-                _ => None,
-            }
-        };
+        let removed = self.remove_locked(&mut self.map(), &key(owner, id));
         match removed {
             Some(c) => {
                 let turn = c.lock().turn.clone();
@@ -339,9 +336,9 @@ impl Conversations {
     fn remove_locked(
         &self,
         map: &mut HashMap<String, Arc<Conversation>>,
-        id: &str,
+        key: &str,
     ) -> Option<Arc<Conversation>> {
-        let c = map.remove(id)?;
+        let c = map.remove(key)?;
         c.deleted.store(true, Ordering::SeqCst);
         let bytes = lock(&c.state).bytes;
         self.total.fetch_sub(bytes, Ordering::SeqCst);
@@ -353,7 +350,7 @@ impl Conversations {
         let mut found: Vec<Arc<Conversation>> = self
             .map()
             .values()
-            .filter(|c| visible(c, owner))
+            .filter(|c| c.owner.as_deref() == owner)
             .cloned()
             .collect();
         found.sort_by_key(|c| std::cmp::Reverse(c.last_active()));
@@ -401,7 +398,7 @@ impl Conversations {
             self.total.fetch_sub(before, Ordering::SeqCst);
         }
         if self.total_bytes() > self.limits.max_total_bytes {
-            self.enforce_total(&c.id);
+            self.enforce_total(c);
         }
     }
 
@@ -412,27 +409,28 @@ impl Conversations {
 
     /// Brings the total back under budget: idle conversations first (oldest
     /// first, never `except`), then the oldest entries of the rest.
-    fn enforce_total(&self, except: &str) {
+    fn enforce_total(&self, except: &Conversation) {
         let mut map = self.map();
-        let mut by_age: Vec<Arc<Conversation>> = map.values().cloned().collect();
-        by_age.sort_by_key(|c| c.last_active());
+        let mut by_age: Vec<(String, Arc<Conversation>)> =
+            map.iter().map(|(k, c)| (k.clone(), c.clone())).collect();
+        by_age.sort_by_key(|(_, c)| c.last_active());
         let budget = self.limits.max_total_bytes;
-        for c in &by_age {
+        for (k, c) in &by_age {
             if self.total_bytes() <= budget {
                 return;
             }
             // `by_age` and the map hold it: nothing else does.
-            if Arc::strong_count(c) == 2 && c.id != except {
-                log::info!("evicting idle conversation {} (history over budget)", c.id);
-                self.remove_locked(&mut map, &c.id);
+            if Arc::strong_count(c) == 2 && !std::ptr::eq(&**c, except) {
+                log::info!("evicting an idle conversation (history over budget)");
+                self.remove_locked(&mut map, k);
             }
         }
-        for c in &by_age {
+        for (k, c) in &by_age {
             let over = self.total_bytes().saturating_sub(budget);
             if over == 0 {
                 return;
             }
-            if map.contains_key(&c.id) {
+            if map.contains_key(k) {
                 let mut st = lock(&c.state);
                 let before = st.bytes;
                 trim(&mut st, usize::MAX, before.saturating_sub(over));
@@ -453,8 +451,10 @@ impl Conversations {
     }
 }
 
-fn visible(c: &Conversation, owner: Option<&str>) -> bool {
-    c.owner.is_none() || c.owner.as_deref() == owner
+/// The map key: each owner has its own ids. Owner names never contain the
+/// separator (they are `token:` and hex digits).
+fn key(owner: Option<&str>, id: &str) -> String {
+    format!("{}\u{1f}{id}", owner.unwrap_or(""))
 }
 
 /// Drops the oldest entries past `max_entries` or `max_bytes`, keeping the
@@ -516,7 +516,7 @@ mod tests {
     #[test]
     fn a_held_conversation_is_never_evicted_and_the_cap_holds() {
         let all = Conversations::new(limits(1, 10));
-        let held = all.open("open-socket", None).unwrap().unwrap();
+        let held = all.open("open-socket", None).unwrap();
         assert_eq!(all.create(None).err(), Some(Full));
         assert_eq!(all.len(), 1);
         assert!(all.get("open-socket", None).is_some());
@@ -595,17 +595,21 @@ mod tests {
     #[test]
     fn owners_see_only_their_own() {
         let all = Conversations::new(limits(10, 10));
-        let mine = all.open("c1", Some("alice")).unwrap().unwrap();
+        let mine = all.open("c1", Some("alice")).unwrap();
         all.push(&mine, entry(Role::User, "hello there"));
         assert!(all.get("c1", Some("bob")).is_none());
-        assert!(matches!(all.open("c1", Some("bob")), Ok(None)));
         assert!(!all.delete("c1", Some("bob")));
         assert_eq!(all.list(Some("bob"), 10), vec![]);
+        // Bob's "c1" is his own.
+        let his = all.open("c1", Some("bob")).unwrap();
+        assert!(!Arc::ptr_eq(&mine, &his));
+        assert_eq!(all.list(Some("bob"), 10)[0].message_count, 0);
         let listed = all.list(Some("alice"), 10);
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].title, "hello there");
         assert_eq!(listed[0].message_count, 1);
         assert!(all.get("c1", Some("alice")).is_some());
+        assert!(all.get("c1", None).is_none());
     }
 
     #[test]

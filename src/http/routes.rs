@@ -5,6 +5,8 @@
 //! WebSocket upgrade is handed to `ws`, and `/mcp` to `mcp_server`.
 
 use super::{header, shape};
+use crate::access::rate::retry_after_secs;
+use crate::access::{Denied, Principal};
 use crate::app::App;
 use crate::mcp_server::McpHttpRequest;
 use crate::tools::{self, Status, ToolError};
@@ -77,14 +79,21 @@ pub fn handle(app: &Arc<App>, rq: Request) {
 fn dispatch(app: &Arc<App>, mut rq: Request, path: &str) -> u16 {
     let origin = header(&rq, "Origin").map(str::to_string);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let is_upgrade = matches!(segments.as_slice(), ["ws", "chat", _])
+        && *rq.method() == Method::Get
+        && header(&rq, "Upgrade").is_some();
+
+    let caller = match gate(app, &rq, &segments, is_upgrade) {
+        Ok(caller) => caller,
+        Err(reply) => return respond(rq, reply, origin.as_deref(), app),
+    };
 
     // The WebSocket upgrade answers for itself (101 or a refusal).
-    if let ["ws", "chat", id] = segments.as_slice()
-        && *rq.method() == Method::Get
-        && header(&rq, "Upgrade").is_some()
-    {
-        return match decode(id) {
-            Ok(id) if crate::conversations::valid_id(&id) => super::ws::upgrade(app, rq, id),
+    if let (["ws", "chat", id], true) = (segments.as_slice(), is_upgrade) {
+        return match (decode(id), caller) {
+            (Ok(id), Some(caller)) if crate::conversations::valid_id(&id) => {
+                super::ws::upgrade(app, rq, id, caller)
+            }
             _ => respond(rq, Reply::detail(400, "invalid conversation id"), None, app),
         };
     }
@@ -97,7 +106,7 @@ fn dispatch(app: &Arc<App>, mut rq: Request, path: &str) -> u16 {
         } else {
             match read_body(&mut rq) {
                 Err(reply) => reply,
-                Ok(body) => route(app, &rq, &segments, &body),
+                Ok(body) => route(app, &rq, &segments, &body, caller.as_ref()),
             }
         }
     }))
@@ -106,6 +115,61 @@ fn dispatch(app: &Arc<App>, mut rq: Request, path: &str) -> u16 {
         Reply::detail(500, "internal error; the request was not completed")
     });
     respond(rq, reply, origin.as_deref(), app)
+}
+
+/// The checks before any route: the Host rule (421), then the API token
+/// (401), then the caller's rate limit (429). `Ok(None)` is a caller
+/// without a valid token on a public route: a CORS preflight (browsers send
+/// no credentials with it) or `/health`, which then shows its status only.
+fn gate(
+    app: &App,
+    rq: &Request,
+    segments: &[&str],
+    is_upgrade: bool,
+) -> Result<Option<Principal>, Reply> {
+    let host = header(rq, "Host");
+    if !app.access.host_allowed(host) {
+        return Err(Reply::detail(
+            421,
+            &format!(
+                "this service does not answer for the host {:?} (add it to ALLOWED_HOSTS if it is yours)",
+                host.unwrap_or_default()
+            ),
+        ));
+    }
+    let public = *rq.method() == Method::Options || matches!(segments, ["health"]);
+    let query_token = is_upgrade
+        .then(|| crate::access::query_value(rq.url(), "access_token"))
+        .flatten();
+    let caller = match app.access.admit(
+        header(rq, "Authorization"),
+        query_token.as_deref(),
+        rq.remote_addr().map(|a| a.ip()),
+    ) {
+        Ok(caller) => caller,
+        Err(Denied) if public => return Ok(None),
+        Err(Denied) => {
+            let mut reply = Reply::detail(
+                401,
+                "missing or invalid API token; send it as Authorization: Bearer <token>",
+            );
+            reply.headers.push((
+                "WWW-Authenticate".into(),
+                "Bearer realm=\"knowledge-vault\"".into(),
+            ));
+            return Err(reply);
+        }
+    };
+    if let Err(wait) = app.request_limit.take(&caller.client) {
+        let secs = retry_after_secs(wait);
+        let mut reply = Reply::detail(
+            429,
+            &format!("too many requests (RATE_LIMIT_REQUESTS per minute); retry in {secs} s"),
+        );
+        reply.headers.push(("Retry-After".into(), secs.to_string()));
+        return Err(reply);
+    }
+    Ok(Some(caller))
 }
 
 /// Reads the body, refusing more than [`MAX_BODY`] bytes with 413.
@@ -166,7 +230,15 @@ fn preflight(rq: &Request, segments: &[&str], app: &App) -> Reply {
     reply
 }
 
-fn route(app: &Arc<App>, rq: &Request, segments: &[&str], body: &[u8]) -> Reply {
+fn route(
+    app: &Arc<App>,
+    rq: &Request,
+    segments: &[&str],
+    body: &[u8],
+    caller: Option<&Principal>,
+) -> Reply {
+    // `None` only reaches public routes; a conversation route needs a caller.
+    let owner = caller.and_then(|c| c.owner.as_deref());
     let Some(allowed) = allowed_methods(segments) else {
         return Reply::detail(404, "not found");
     };
@@ -177,6 +249,11 @@ fn route(app: &Arc<App>, rq: &Request, segments: &[&str], body: &[u8]) -> Reply 
         return reply;
     }
     match segments {
+        ["health"] if caller.is_none() => {
+            // Tokens are on and none was given: the status, no details.
+            let status = health(app)["status"].clone();
+            Reply::json(200, &json!({ "status": status }))
+        }
         ["health"] => Reply {
             status: 200,
             body: health_body(app).to_vec(),
@@ -212,21 +289,21 @@ fn route(app: &Arc<App>, rq: &Request, segments: &[&str], body: &[u8]) -> Reply 
                 Some(Ok(n)) if n >= 1 => n.min(MAX_LIST),
                 Some(_) => return Reply::detail(400, "limit must be a whole number from 1"),
             };
-            Reply::json(200, &json!(app.conversations.list(None, limit)))
+            Reply::json(200, &json!(app.conversations.list(owner, limit)))
         }
-        ["api", "conversations"] => match app.conversations.create(None) {
+        ["api", "conversations"] => match app.conversations.create(owner) {
             Ok(c) => Reply::json(200, &json!({ "id": c.id })),
             Err(full) => Reply::detail(503, &full.to_string()),
         },
         ["api", "conversations", id] => match conversation_id(id) {
-            Ok(id) if app.conversations.delete(&id, None) => {
+            Ok(id) if app.conversations.delete(&id, owner) => {
                 Reply::json(200, &json!({ "id": id, "deleted": true }))
             }
             Ok(_) => Reply::detail(404, "conversation not found"),
             Err(r) => r,
         },
         ["api", "conversations", id, "messages"] => match conversation_id(id) {
-            Ok(id) => match app.conversations.get(&id, None) {
+            Ok(id) => match app.conversations.get(&id, owner) {
                 Some(c) => Reply::json(200, &c.messages_json()),
                 None => Reply::detail(404, "conversation not found"),
             },
@@ -363,6 +440,14 @@ fn health(app: &App) -> Value {
         "status": if llm_ok { "available" } else { "unavailable" },
         "model": app.config.claude_model,
     });
+    if let Some(budget) = &app.chat.budget {
+        claude["daily_token_budget"] =
+            json!({"limit": budget.limit(), "spent_today": budget.spent_today()});
+        if budget.exhausted() {
+            claude["mode"] = json!("offline");
+            claude["reason"] = json!("today's CLAUDE_DAILY_TOKEN_BUDGET is spent");
+        }
+    }
     if !llm_ok {
         claude["mode"] = json!("offline");
         claude["reason"] =

@@ -13,6 +13,8 @@
 //! This module is the only one that touches tungstenite.
 
 use super::{header, refuse};
+use crate::access::Principal;
+use crate::access::rate::retry_after_secs;
 use crate::app::App;
 use crate::chat::events::{ClientFrame, ServerEvent};
 use crate::chat::turn;
@@ -47,7 +49,7 @@ fn ws_config() -> WebSocketConfig {
 }
 
 /// Handles an upgrade request; returns the HTTP status sent (101 on success).
-pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String) -> u16 {
+pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String, caller: Principal) -> u16 {
     if let Some(origin) = header(&rq, "Origin")
         && !app.config.origin_allowed(origin)
     {
@@ -74,9 +76,11 @@ pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String) -> u16 {
         // The upgrade came after other requests on a keep-alive connection.
         return refuse(app, rq, 400, "open the WebSocket on a new connection");
     }
-    let conversation = match app.conversations.open(&conversation_id, None) {
-        Ok(Some(c)) => c,
-        Ok(None) => return refuse(app, rq, 404, "conversation not found"),
+    let conversation = match app
+        .conversations
+        .open(&conversation_id, caller.owner.as_deref())
+    {
+        Ok(c) => c,
         Err(full) => return refuse(app, rq, 503, &full.to_string()),
     };
     if app.ws_sessions.fetch_add(1, Ordering::SeqCst) >= app.config.max_ws_sessions {
@@ -99,8 +103,9 @@ pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String) -> u16 {
         .name("ws-session".into())
         .stack_size(256 * 1024)
         .spawn(move || {
-            let run =
-                std::panic::AssertUnwindSafe(|| Session::run(&app2, stream, raw, conversation));
+            let run = std::panic::AssertUnwindSafe(|| {
+                Session::run(&app2, stream, raw, conversation, caller)
+            });
             if std::panic::catch_unwind(run).is_err() {
                 log::error!("a WebSocket session panicked; its connection is closed");
             }
@@ -205,6 +210,8 @@ struct Session {
     app: Arc<App>,
     conversation: Arc<Conversation>,
     writer: Arc<WsWriter>,
+    /// Who opened it: its messages count against this caller's rate limit.
+    caller: Principal,
 }
 
 impl Session {
@@ -213,6 +220,7 @@ impl Session {
         stream: Box<dyn tiny_http::ReadWrite + Send>,
         raw: TcpStream,
         conversation: Arc<Conversation>,
+        caller: Principal,
     ) {
         let _ = raw.set_read_timeout(Some(KEEPALIVE));
         let _ = raw.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -222,6 +230,7 @@ impl Session {
             app: app.clone(),
             conversation,
             writer,
+            caller,
         };
         // A turn still running from an earlier connection: replay, then live.
         let running = session.conversation.lock().turn.clone();
@@ -329,6 +338,16 @@ impl Session {
                 "message too long: {} bytes, at most {max} (MAX_MESSAGE_BYTES)",
                 content.len()
             ));
+        }
+        if let Err(wait) = self.app.message_limit.take(&self.caller.client) {
+            let secs = retry_after_secs(wait);
+            let message =
+                format!("too many messages (RATE_LIMIT_MESSAGES per minute); retry in {secs} s");
+            self.writer.send_event(&ServerEvent::Error {
+                message: &message,
+                retry_after: Some(secs),
+            });
+            return;
         }
         let started = turn::start(
             &self.app.chat,

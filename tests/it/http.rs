@@ -238,7 +238,7 @@ fn request_body_over_one_mib_is_refused() {
     // Chunked, without a length: still bounded.
     let mut s = TcpStream::connect(("127.0.0.1", kv.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"POST /api/conversations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"POST /api/conversations HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").unwrap();
     let chunk = vec![b'a'; 64 * 1024];
     for _ in 0..17 {
         if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
@@ -285,7 +285,7 @@ fn escaping_paths_are_refused_before_any_tool_runs() {
         assert!(json(&body)["detail"].is_string());
     }
     // Raw `..` segments (a client that does not normalise) too.
-    let (status, _) = raw_request(kv.port, b"GET /api/repos/alpha/files/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (status, _) = raw_request(kv.port, b"GET /api/repos/alpha/files/../../etc/passwd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 400);
 }
 
@@ -321,7 +321,7 @@ fn slow_and_idle_clients_are_cut_off() {
     // Idle keep-alive after one request.
     let mut s = TcpStream::connect(("127.0.0.1", kv.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let started = Instant::now();
     let mut buf = Vec::new();
@@ -380,9 +380,9 @@ fn websocket_upgrade_on_a_reused_connection_is_refused_cleanly() {
     let kv = Kv::start_with_docs(&[]);
     let mut s = TcpStream::connect(("127.0.0.1", kv.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
-    s.write_all(b"GET /ws/chat/c1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
+    s.write_all(b"GET /ws/chat/c1 HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out);
@@ -394,7 +394,7 @@ fn websocket_upgrade_on_a_reused_connection_is_refused_cleanly() {
     // A first-request upgrade on a fresh connection works, with the right key.
     let mut s = TcpStream::connect(("127.0.0.1", kv.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /ws/chat/c1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
+    s.write_all(b"GET /ws/chat/c1 HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
     let mut buf = [0u8; 1024];
     let n = s.read(&mut buf).unwrap();
     let text = String::from_utf8_lossy(&buf[..n]);

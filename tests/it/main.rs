@@ -7,6 +7,7 @@
 
 mod support;
 
+mod access;
 mod builtin;
 mod chat_limits;
 mod claude;

@@ -7,7 +7,7 @@
 //! stopped or whose input is not JSON is left out of the result, since the
 //! only safe thing to do with a cut-off tool call is not to run it.
 
-use super::{AssistantMessage, StopReason};
+use super::{AssistantMessage, StopReason, Usage};
 use crate::messages::Block as ContentBlock;
 use crate::sse::SseEvent;
 use serde_json::{Map, Value};
@@ -58,6 +58,7 @@ impl Block {
 pub(super) struct Assembler {
     blocks: BTreeMap<u64, Block>,
     stop_reason: Option<StopReason>,
+    usage: Usage,
     /// Text deltas handed to `on_text`; once non-zero, a retry would repeat output.
     forwarded: usize,
 }
@@ -132,9 +133,18 @@ impl Assembler {
             ("content_block_start" | "content_block_delta" | "content_block_stop", None) => {
                 Flow::Malformed(format!("{name} event without an index"))
             }
+            ("message_start", _) => {
+                if let Some(usage) = data.pointer("/message/usage") {
+                    self.usage.update(usage);
+                }
+                Flow::Continue
+            }
             ("message_delta", _) => {
                 if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     self.stop_reason = Some(StopReason::parse(reason));
+                }
+                if let Some(usage) = data.get("usage") {
+                    self.usage.update(usage);
                 }
                 Flow::Continue
             }
@@ -151,7 +161,6 @@ impl Assembler {
                     .unwrap_or("no message")
                     .to_string(),
             },
-            // message_start carries nothing we keep (empty content, usage).
             _ => Flow::Continue,
         }
     }
@@ -227,6 +236,28 @@ impl Assembler {
             content,
             stop_reason: self.stop_reason,
             dropped_tool_use,
+            usage: self.usage,
+        }
+    }
+}
+
+impl Usage {
+    /// The counts are cumulative: each field present overwrites, never adds
+    /// (a `message_delta` repeats what `message_start` said, or omits it).
+    fn update(&mut self, usage: &Value) {
+        let field = |k: &str| usage.get(k).and_then(Value::as_u64);
+        for (k, slot) in [
+            ("input_tokens", &mut self.input_tokens),
+            (
+                "cache_creation_input_tokens",
+                &mut self.cache_creation_input_tokens,
+            ),
+            ("cache_read_input_tokens", &mut self.cache_read_input_tokens),
+            ("output_tokens", &mut self.output_tokens),
+        ] {
+            if let Some(n) = field(k) {
+                *slot = n;
+            }
         }
     }
 }
@@ -441,6 +472,22 @@ mod tests {
             id: None,
         };
         assert_eq!(run(&[unnamed]).2, Flow::Done);
+    }
+
+    #[test]
+    fn usage_is_overwritten_not_added() {
+        let events = vec![
+            ev(
+                "message_start",
+                json!({"type":"message_start","message":{"usage":{"input_tokens":25,"cache_read_input_tokens":5,"output_tokens":1}}}),
+            ),
+            ev(
+                "message_delta",
+                json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}),
+            ),
+        ];
+        let (msg, _, _) = run(&events);
+        assert_eq!(msg.usage.total(), 25 + 5 + 15);
     }
 
     #[test]

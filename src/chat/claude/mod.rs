@@ -115,6 +115,27 @@ pub struct AssistantMessage {
     /// A tool_use block was cut off (by `max_tokens` or a broken stream) and
     /// left out of `content`; it must not run.
     pub dropped_tool_use: bool,
+    /// What the request cost, as the stream reported it.
+    pub usage: Usage,
+}
+
+/// Token counts of one request, from `message_start` and `message_delta`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    /// Every input and output token: what a budget counts.
+    pub fn total(&self) -> u64 {
+        self.input_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+            + self.output_tokens
+    }
 }
 
 impl AssistantMessage {
@@ -123,6 +144,7 @@ impl AssistantMessage {
             content: Vec::new(),
             stop_reason: None,
             dropped_tool_use: false,
+            usage: Usage::default(),
         }
     }
 
@@ -148,10 +170,10 @@ pub enum ClaudeError {
     /// had started; `partial` holds the complete blocks and text received.
     Interrupted {
         message: String,
-        partial: AssistantMessage,
+        partial: Box<AssistantMessage>,
     },
     /// [`Cancel::cancel`] was called; `partial` as above.
-    Cancelled { partial: AssistantMessage },
+    Cancelled { partial: Box<AssistantMessage> },
 }
 
 impl std::fmt::Display for ClaudeError {
@@ -231,7 +253,7 @@ impl ClaudeClient {
             // Also catches a cancel that came before the agent was registered.
             if cancel.is_cancelled() {
                 return Err(ClaudeError::Cancelled {
-                    partial: AssistantMessage::empty(),
+                    partial: Box::new(AssistantMessage::empty()),
                 });
             }
             let failure = match self.attempt(agent, body, cancel, on_text) {
@@ -261,7 +283,7 @@ impl ClaudeClient {
             );
             if !sleep_unless_cancelled(delay, cancel) {
                 return Err(ClaudeError::Cancelled {
-                    partial: AssistantMessage::empty(),
+                    partial: Box::new(AssistantMessage::empty()),
                 });
             }
         }
@@ -285,7 +307,7 @@ impl ClaudeClient {
             Ok(r) => r,
             Err(_) if cancel.is_cancelled() => {
                 return Err(Failure::fatal(ClaudeError::Cancelled {
-                    partial: AssistantMessage::empty(),
+                    partial: Box::new(AssistantMessage::empty()),
                 }));
             }
             Err(e) => return Err(self.request_failure(e)),
@@ -378,7 +400,7 @@ impl ClaudeClient {
                     return Err(Failure {
                         error: ClaudeError::Interrupted {
                             message: format!("Claude API error ({kind}): {message}"),
-                            partial: asm.finish(),
+                            partial: Box::new(asm.finish()),
                         },
                         retry,
                     });
@@ -517,7 +539,7 @@ impl ClaudeClient {
 
 fn cancelled(asm: Assembler) -> Failure {
     Failure::fatal(ClaudeError::Cancelled {
-        partial: asm.finish(),
+        partial: Box::new(asm.finish()),
     })
 }
 
@@ -527,7 +549,7 @@ fn broken(asm: Assembler, message: String, retryable: bool) -> Failure {
     let error = if asm.has_output() {
         ClaudeError::Interrupted {
             message,
-            partial: asm.finish(),
+            partial: Box::new(asm.finish()),
         }
     } else {
         ClaudeError::Connection(message)

@@ -16,11 +16,19 @@ pub struct Ws {
 }
 
 pub fn connect(port: u16, conversation: &str, origin: Option<&str>) -> Result<Ws, u16> {
-    let mut req = format!("ws://127.0.0.1:{port}/ws/chat/{conversation}")
+    let origin: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+    connect_with(port, &format!("/ws/chat/{conversation}"), &origin)
+}
+
+/// Opens `target` (path and query) with extra handshake headers; the
+/// refusal's status otherwise.
+pub fn connect_with(port: u16, target: &str, headers: &[(&str, &str)]) -> Result<Ws, u16> {
+    let mut req = format!("ws://127.0.0.1:{port}{target}")
         .into_client_request()
         .unwrap();
-    if let Some(o) = origin {
-        req.headers_mut().insert("Origin", o.parse().unwrap());
+    for (k, v) in headers {
+        let name = tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        req.headers_mut().insert(name, v.parse().unwrap());
     }
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
