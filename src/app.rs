@@ -10,11 +10,12 @@ use crate::config::Config;
 use crate::conversations::{self, Conversations};
 use crate::docs::DocsProvider;
 use crate::mcp_server::McpServer;
+use crate::stopping::Registry;
 use crate::tools::ToolProvider;
 use crate::tools::mcp_client::McpClient;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub struct App {
     pub config: Config,
@@ -29,6 +30,8 @@ pub struct App {
     pub mcp_server: McpServer,
     /// Open WebSocket sessions, bounded by `max_ws_sessions`.
     pub ws_sessions: AtomicUsize,
+    /// Open chat sockets, told when the service stops.
+    pub stopping: Registry,
     /// The last `/health` body and when it was built: health checks and
     /// load balancers poll it, and building it costs more than serving it.
     pub health_cache: Mutex<Option<(Instant, Arc<[u8]>)>>,
@@ -77,8 +80,56 @@ impl App {
             mcp_server,
             tools,
             ws_sessions: AtomicUsize::new(0),
+            stopping: Registry::default(),
             health_cache: Mutex::new(None),
             config,
         })
+    }
+}
+
+/// What a graceful shutdown did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Chat sockets told and closed.
+    pub sockets: usize,
+    /// Answers that finished within the grace period.
+    pub finished: usize,
+    /// Answers still running when it ran out, stored as `interrupted`.
+    pub interrupted: usize,
+}
+
+/// How long interrupted answers get to store what they have.
+const STORE_GRACE: Duration = Duration::from_secs(2);
+
+impl App {
+    /// The graceful part of a shutdown, once the server accepts no more
+    /// connections: every chat socket gets an `error` event and a close
+    /// frame (1001), running answers get `grace` to finish (they are stored
+    /// as usual), and the rest are interrupted and stored as such.
+    pub fn shut_down(&self, grace: Duration) -> Stopped {
+        let sockets = self
+            .stopping
+            .stop_all("the service is stopping; reconnect in a moment to see the answer");
+        let running = self.chat.running();
+        wait_for(grace, || self.chat.running() == 0);
+        let left = self.conversations.running_turns();
+        for turn in &left {
+            turn.cancel.interrupt();
+        }
+        wait_for(STORE_GRACE, || self.chat.running() == 0);
+        Stopped {
+            sockets,
+            finished: running.saturating_sub(left.len()),
+            interrupted: left.len(),
+        }
+    }
+}
+
+/// Polls `done` until it holds or `within` has passed (shutdown only: a
+/// few dozen checks, no wake-up plumbing through every turn).
+fn wait_for(within: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

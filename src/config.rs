@@ -103,6 +103,8 @@ pub struct Config {
     pub rate_limit_requests: u32,
     /// Claude tokens (input + output) per UTC day; then offline answers.
     pub claude_daily_token_budget: Option<u64>,
+    /// How long running answers may finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
 }
 
 /// A configuration error: the variable and what was expected. Its `Display`
@@ -312,6 +314,7 @@ impl Config {
             rate_limit_messages: number("RATE_LIMIT_MESSAGES", 40, 0, 1_000_000)? as u32,
             rate_limit_requests: number("RATE_LIMIT_REQUESTS", 600, 0, 100_000_000)? as u32,
             claude_daily_token_budget: (budget > 0).then_some(budget),
+            shutdown_grace: Duration::from_secs(number("SHUTDOWN_GRACE_SECS", 10, 0, 3600)?),
             anthropic_api_key: get("ANTHROPIC_API_KEY").map(|k| Secret(k.to_string())),
             anthropic_base_url: url("ANTHROPIC_BASE_URL", Some("https://api.anthropic.com"))?
                 .unwrap_or_default(),

@@ -15,5 +15,6 @@ pub mod messages;
 pub mod net;
 pub mod sha256;
 pub mod sse;
+pub mod stopping;
 pub mod sync;
 pub mod tools;

@@ -118,6 +118,9 @@ fn serve(config: Config) -> ExitCode {
         }
     };
     let app = App::new(config);
+    if let Err(e) = watch_signals(app.clone()) {
+        log::warn!("cannot watch SIGTERM/SIGINT ({e}); a stop will not be graceful");
+    }
     match listener.local_addr() {
         Ok(addr) => log::info!("listening on http://{addr}"),
         Err(e) => log::warn!("listening (address unknown: {e})"),
@@ -129,6 +132,51 @@ fn serve(config: Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// SIGTERM (`docker stop`) and SIGINT (Ctrl-C): the first stops the
+/// service gracefully (see `App::shut_down`) and exits 0; a second one exits
+/// at once.
+fn watch_signals(app: std::sync::Arc<App>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    let name = |sig: i32| if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+    std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut received = signals.forever();
+            let Some(first) = received.next() else {
+                return;
+            };
+            let grace = app.config.shutdown_grace;
+            log::info!(
+                "{} received: stopping, running answers get {} s (a second signal stops at once)",
+                name(first),
+                grace.as_secs()
+            );
+            let app = app.clone();
+            let spawned = std::thread::Builder::new()
+                .name("shutdown".into())
+                .spawn(move || {
+                    let s = app.shut_down(grace);
+                    log::info!(
+                        "stopped: {} chat sockets closed, {} answers finished, {} interrupted",
+                        s.sockets,
+                        s.finished,
+                        s.interrupted
+                    );
+                    std::process::exit(0);
+                });
+            if spawned.is_err() {
+                std::process::exit(1);
+            }
+            if let Some(second) = received.next() {
+                log::warn!("{} received again: stopping now", name(second));
+                std::process::exit(128 + second);
+            }
+        })?;
+    Ok(())
 }
 
 fn serve_mcp_stdio(config: Config) -> ExitCode {

@@ -224,7 +224,7 @@ impl Turn {
                 Ok(m) => m,
                 Err(ClaudeError::Cancelled { .. }) => {
                     answer.push_partial(&round_text);
-                    answer.status = Some(AnswerStatus::Cancelled);
+                    answer.status = Some(self.cancelled(publish));
                     return answer;
                 }
                 Err(ClaudeError::Interrupted { message, .. }) => {
@@ -274,7 +274,7 @@ impl Turn {
                         answer.messages.push(Message::new(Role::User, results));
                     }
                     if cancel.is_cancelled() {
-                        answer.status = Some(AnswerStatus::Cancelled);
+                        answer.status = Some(self.cancelled(publish));
                         return answer;
                     }
                 }
@@ -300,6 +300,19 @@ impl Turn {
             }
         }
         answer
+    }
+
+    /// How a cancelled answer ends: `cancelled` when the user asked,
+    /// `interrupted` (and said so) when the service is stopping.
+    fn cancelled(&self, publish: Publish) -> AnswerStatus {
+        if self.handle.cancel.by_service() {
+            publish(&ServerEvent::error(
+                "the service stopped before the answer was complete",
+            ));
+            AnswerStatus::Interrupted
+        } else {
+            AnswerStatus::Cancelled
+        }
     }
 
     /// Runs every tool_use block of `asked` once, in order, and returns the

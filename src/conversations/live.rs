@@ -23,6 +23,9 @@ pub trait EventSink: Send + Sync {
 #[derive(Default)]
 pub struct Cancel {
     flag: AtomicBool,
+    /// Stopped by the service (shutting down), not by the user: the answer
+    /// is `interrupted`, not `cancelled`.
+    by_service: AtomicBool,
     hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
@@ -41,6 +44,16 @@ impl Cancel {
 
     pub fn is_cancelled(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Cancels on the service's behalf (a shutdown whose grace ran out).
+    pub fn interrupt(&self) {
+        self.by_service.store(true, Ordering::SeqCst);
+        self.cancel();
+    }
+
+    pub fn by_service(&self) -> bool {
+        self.by_service.load(Ordering::SeqCst)
     }
 
     /// Registers what closes the request in flight, replacing any earlier

@@ -402,6 +402,12 @@ impl Conversations {
         }
     }
 
+    /// The answers running now, in every conversation.
+    pub fn running_turns(&self) -> Vec<Arc<TurnHandle>> {
+        let all: Vec<Arc<Conversation>> = self.map().values().cloned().collect();
+        all.iter().filter_map(|c| c.lock().turn.clone()).collect()
+    }
+
     /// Bytes of all stored entries.
     pub fn total_bytes(&self) -> usize {
         self.total.load(Ordering::SeqCst)

@@ -20,6 +20,7 @@ use crate::chat::events::{ClientFrame, ServerEvent};
 use crate::chat::turn;
 use crate::conversations::Conversation;
 use crate::conversations::live::EventSink;
+use crate::stopping::Stoppable;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::Ordering;
@@ -180,6 +181,14 @@ impl WsWriter {
     }
 }
 
+impl Stoppable for WsWriter {
+    /// The service is stopping: say so, then close with 1001 (going away).
+    fn stop(&self, message: &str) {
+        self.send_event(&ServerEvent::error(message));
+        self.close(CloseCode::Away, "service stopping");
+    }
+}
+
 impl EventSink for WsWriter {
     fn send(&self, event: &str) -> bool {
         self.send_message(Message::text(event.to_string()))
@@ -232,6 +241,11 @@ impl Session {
             writer,
             caller,
         };
+        let stoppable: Arc<dyn Stoppable> = session.writer.clone();
+        let Some(registered) = app.stopping.add(Arc::downgrade(&stoppable)) else {
+            session.writer.stop("the service is stopping");
+            return;
+        };
         // A turn still running from an earlier connection: replay, then live.
         let running = session.conversation.lock().turn.clone();
         if let Some(turn) = running {
@@ -244,6 +258,7 @@ impl Session {
         if let Some(turn) = running {
             turn.unsubscribe(&session.sink());
         }
+        app.stopping.remove(registered);
         session.writer.shutdown();
     }
 

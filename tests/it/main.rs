@@ -18,4 +18,5 @@ mod http;
 mod mcp_client;
 mod mcp_server;
 mod service_mcp;
+mod shutdown;
 mod ws;
