@@ -58,6 +58,13 @@ impl App {
             max_bytes: config.max_history_bytes,
             max_total_bytes: config.max_history_total_bytes,
         }));
+        if let Some(dir) = &config.data_dir {
+            conversations.start_journal(conversations::Durability {
+                dir: dir.clone(),
+                fsync: config.journal_fsync,
+                ttl: config.conversation_ttl,
+            });
+        }
         let chat = Arc::new(Chat::new(
             tools.clone(),
             model,
@@ -117,6 +124,7 @@ impl App {
             turn.cancel.interrupt();
         }
         wait_for(STORE_GRACE, || self.chat.running() == 0);
+        self.conversations.sync_journal();
         Stopped {
             sockets,
             finished: running.saturating_sub(left.len()),

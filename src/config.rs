@@ -105,6 +105,14 @@ pub struct Config {
     pub claude_daily_token_budget: Option<u64>,
     /// How long running answers may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+
+    /// Where the conversation journal lives; `None` (`DATA_DIR=` empty):
+    /// conversations are kept in memory only.
+    pub data_dir: Option<PathBuf>,
+    /// The journal's group commit; zero syncs every write.
+    pub journal_fsync: Duration,
+    /// Conversations idle longer than this are expired; `None`: never.
+    pub conversation_ttl: Option<Duration>,
 }
 
 /// A configuration error: the variable and what was expected. Its `Display`
@@ -315,6 +323,17 @@ impl Config {
             rate_limit_requests: number("RATE_LIMIT_REQUESTS", 600, 0, 100_000_000)? as u32,
             claude_daily_token_budget: (budget > 0).then_some(budget),
             shutdown_grace: Duration::from_secs(number("SHUTDOWN_GRACE_SECS", 10, 0, 3600)?),
+            // Unset means the default; set but empty means "no journal".
+            data_dir: match vars.get("DATA_DIR").map(|v| v.trim()) {
+                None => Some(PathBuf::from(".kv-data")),
+                Some("") => None,
+                Some(v) => Some(PathBuf::from(v)),
+            },
+            journal_fsync: Duration::from_millis(number("JOURNAL_FSYNC_MS", 1000, 0, 60_000)?),
+            conversation_ttl: match number("CONVERSATION_TTL_DAYS", 30, 0, 36_500)? {
+                0 => None,
+                days => Some(Duration::from_secs(days * 86_400)),
+            },
             anthropic_api_key: get("ANTHROPIC_API_KEY").map(|k| Secret(k.to_string())),
             anthropic_base_url: url("ANTHROPIC_BASE_URL", Some("https://api.anthropic.com"))?
                 .unwrap_or_default(),
@@ -500,6 +519,17 @@ mod tests {
                 .api_tokens
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn the_data_dir_is_on_by_default_and_off_when_empty() {
+        let c = Config::from_map(&HashMap::new()).unwrap();
+        assert_eq!(c.data_dir.as_deref(), Some(Path::new(".kv-data")));
+        assert_eq!(c.conversation_ttl, Some(Duration::from_secs(30 * 86_400)));
+        let c =
+            Config::from_map(&map(&[("DATA_DIR", ""), ("CONVERSATION_TTL_DAYS", "0")])).unwrap();
+        assert_eq!(c.data_dir, None);
+        assert_eq!(c.conversation_ttl, None);
     }
 
     #[test]

@@ -179,7 +179,9 @@ fn watch_signals(app: std::sync::Arc<App>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn serve_mcp_stdio(config: Config) -> ExitCode {
+fn serve_mcp_stdio(mut config: Config) -> ExitCode {
+    // Only the documentation tools are served: no conversations to keep.
+    config.data_dir = None;
     let app = App::new(config);
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();

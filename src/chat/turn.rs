@@ -102,18 +102,24 @@ pub fn start(
         running
     };
     handle.subscribe(sink);
-    chat.store.push(
-        conversation,
-        Entry::new(
-            Role::User,
-            vec![Message::text(Role::User, text.clone())],
-            None,
-        ),
+    let question = Entry::new(
+        Role::User,
+        vec![Message::text(Role::User, text.clone())],
+        None,
     );
+    let answer_id = uuid::Uuid::new_v4().to_string();
+    let saved = chat
+        .store
+        .push(conversation, question)
+        .and_then(|_| chat.store.answering(conversation, &answer_id));
+    if let Err(e) = saved {
+        handle.publish(&ServerEvent::error(&not_saved(&e)));
+    }
     let turn = Turn {
         chat: chat.clone(),
         conversation: conversation.clone(),
         handle,
+        answer_id,
     };
     let spawned = std::thread::Builder::new()
         .name("turn".into())
@@ -133,6 +139,46 @@ struct Turn {
     chat: Arc<Chat>,
     conversation: Arc<Conversation>,
     handle: Arc<TurnHandle>,
+    /// The id the answer is stored under, known from the start for the
+    /// journal's record of a running answer.
+    answer_id: String,
+}
+
+/// What a client is told when the journal could not take a change.
+fn not_saved(e: &crate::conversations::journal::JournalError) -> String {
+    format!(
+        "this conversation is kept in memory but could not be saved to disk ({e}); it will not survive a restart"
+    )
+}
+
+/// Streamed text on its way to the journal: written at most every
+/// [`PROGRESS_EVERY`], so a crash loses at most that much of a running
+/// answer and a fast stream costs few writes.
+struct Progress<'a> {
+    store: &'a crate::conversations::Conversations,
+    entry: &'a str,
+    pending: String,
+    last: std::time::Instant,
+}
+
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Progress<'_> {
+    fn push(&mut self, text: &str) {
+        self.pending.push_str(text);
+        if self.last.elapsed() >= PROGRESS_EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            // A failure is reported when the answer is stored.
+            let _ = self.store.streamed(self.entry, &self.pending);
+            self.pending.clear();
+        }
+        self.last = std::time::Instant::now();
+    }
 }
 
 impl Turn {
@@ -162,10 +208,15 @@ impl Turn {
                 status: Some(AnswerStatus::Interrupted),
             }
         });
-        let entry = Entry::new(Role::Assistant, answer.messages, answer.status);
-        let id = entry.id.clone();
-        self.chat.store.finish_turn(&self.conversation, entry);
-        publish(&ServerEvent::Done { message_id: &id });
+        let entry = Entry::new(Role::Assistant, answer.messages, answer.status)
+            .with_id(self.answer_id.clone());
+        // Stored (and written to the journal) before `done` is sent.
+        if let Err(e) = self.chat.store.finish_turn(&self.conversation, entry) {
+            publish(&ServerEvent::error(&not_saved(&e)));
+        }
+        publish(&ServerEvent::Done {
+            message_id: &self.answer_id,
+        });
     }
 
     /// Answers with the model. The turn's messages are appended to the
@@ -197,6 +248,12 @@ impl Turn {
             messages: history,
             status: None,
         };
+        let mut progress = Progress {
+            store: &self.chat.store,
+            entry: &self.answer_id,
+            pending: String::new(),
+            last: std::time::Instant::now(),
+        };
 
         for round in 1..=max_rounds {
             if round > 1 && self.chat.over_budget() {
@@ -216,7 +273,9 @@ impl Turn {
             let result = claude.stream(&request, cancel, &mut |delta| {
                 round_text.push_str(delta);
                 publish(&ServerEvent::Text { content: delta });
+                progress.push(delta);
             });
+            progress.flush();
             if let Some(budget) = &self.chat.budget {
                 budget.spend(spent(&result));
             }

@@ -24,16 +24,20 @@
 //!
 //! Lock order: the map, then one conversation's state; never the other way.
 
+mod durable;
+pub use durable::Durability;
+pub mod journal;
 pub mod live;
 
 use crate::clock::unix_millis;
 use crate::messages::{Message, Role};
 use crate::sync::lock;
+use journal::{Journal, JournalError};
 use live::TurnHandle;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// Longest conversation id a client may choose (ids are free-form).
 pub const MAX_ID_BYTES: usize = 128;
@@ -66,20 +70,31 @@ impl AnswerStatus {
 }
 
 /// One message as the frontend sees it, with the model messages behind it.
-#[derive(Debug, Clone, PartialEq)]
+/// Its JSON is what a journal line stores.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub id: String,
     pub role: Role,
     /// The user's message, or every message of the answer.
     pub messages: Vec<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<AnswerStatus>,
     /// Unix milliseconds when it was stored.
     pub at: u64,
-    /// Bytes of `messages` as JSON, computed once when stored.
+    /// Bytes of `messages` as JSON, computed once when stored (or the
+    /// journal line's length when read back).
+    #[serde(skip)]
     size: usize,
 }
 
 impl Entry {
+    /// The same entry under another id (an answer gets its id when it
+    /// starts, for the journal).
+    pub fn with_id(mut self, id: String) -> Entry {
+        self.id = id;
+        self
+    }
+
     pub fn new(role: Role, messages: Vec<Message>, status: Option<AnswerStatus>) -> Entry {
         Entry {
             id: uuid::Uuid::new_v4().to_string(),
@@ -250,6 +265,13 @@ pub struct Conversations {
     limits: Limits,
     /// Bytes of every stored entry, all conversations.
     total: AtomicUsize,
+    /// The journal under `DATA_DIR` once it is open and replayed; unset when
+    /// memory-only, or when it could not be opened (`durable`).
+    journal: OnceLock<Journal>,
+    /// True while the journal is replayed: the store is not usable yet.
+    loading: AtomicBool,
+    /// Why there is no journal although one was asked for.
+    journal_error: Mutex<Option<String>>,
 }
 
 /// A line of `GET /api/conversations`.
@@ -263,11 +285,15 @@ pub struct Summary {
 }
 
 impl Conversations {
+    /// An empty store in memory only (see `start_journal` for durability).
     pub fn new(limits: Limits) -> Conversations {
         Conversations {
             map: Mutex::new(HashMap::new()),
             limits,
             total: AtomicUsize::new(0),
+            journal: OnceLock::new(),
+            loading: AtomicBool::new(false),
+            journal_error: Mutex::new(None),
         }
     }
 
@@ -296,6 +322,7 @@ impl Conversations {
         if let Some(c) = map.get(&k) {
             return Ok(c.clone());
         }
+        let mut evicted = None;
         if map.len() >= self.limits.max_conversations {
             // Only conversations no open socket or running answer holds: the
             // map's own reference is then the only one.
@@ -307,13 +334,15 @@ impl Conversations {
             match victim {
                 Some(victim) => {
                     log::info!("evicting an idle conversation (MAX_CONVERSATIONS reached)");
-                    self.remove_locked(&mut map, &victim);
+                    evicted = self.remove_locked(&mut map, &victim);
                 }
                 None => return Err(Full),
             }
         }
         let c = Arc::new(Conversation::new(id, owner.map(str::to_string)));
         map.insert(k, c.clone());
+        drop(map);
+        self.forget(evicted.as_slice());
         Ok(c)
     }
 
@@ -321,6 +350,7 @@ impl Conversations {
     /// cancelled first. False if there is none.
     pub fn delete(&self, id: &str, owner: Option<&str>) -> bool {
         let removed = self.remove_locked(&mut self.map(), &key(owner, id));
+        self.forget(removed.as_slice());
         match removed {
             Some(c) => {
                 let turn = c.lock().turn.clone();
@@ -343,6 +373,19 @@ impl Conversations {
         let bytes = lock(&c.state).bytes;
         self.total.fetch_sub(bytes, Ordering::SeqCst);
         Some(c)
+    }
+
+    /// Writes the deletion of conversations already out of the map (called
+    /// without the map's lock: the journal's comes first).
+    fn forget(&self, removed: &[Arc<Conversation>]) {
+        if let (Some(j), false) = (self.journal.get(), removed.is_empty()) {
+            let mut w = j.begin();
+            for c in removed {
+                // Reported by the journal itself; a lost deletion only brings
+                // an old conversation back.
+                let _ = w.deleted(c.owner.as_deref(), &c.id);
+            }
+        }
     }
 
     /// The newest conversations `owner` may see, at most `limit`.
@@ -370,18 +413,46 @@ impl Conversations {
             .collect()
     }
 
-    /// Appends an entry, within the budgets.
-    pub fn push(&self, c: &Conversation, entry: Entry) {
-        self.store(c, entry, false);
+    /// Appends an entry, within the budgets. It is in memory whatever
+    /// happens; `Err` says it could not be written to the journal.
+    pub fn push(&self, c: &Conversation, entry: Entry) -> Result<(), JournalError> {
+        self.store(c, entry, false)
     }
 
     /// Stores a turn's answer and detaches the turn, under one lock, so a
     /// new message can neither see the turn as running nor slip in before it.
-    pub fn finish_turn(&self, c: &Conversation, entry: Entry) {
-        self.store(c, entry, true);
+    /// Written to the journal before it returns: `done` comes after.
+    pub fn finish_turn(&self, c: &Conversation, entry: Entry) -> Result<(), JournalError> {
+        self.store(c, entry, true)
     }
 
-    fn store(&self, c: &Conversation, entry: Entry, ends_turn: bool) {
+    /// An answer with this entry id has started (so a crash brings it back
+    /// as `interrupted`).
+    pub fn answering(&self, c: &Conversation, entry_id: &str) -> Result<(), JournalError> {
+        match self.journal.get() {
+            Some(j) => j
+                .begin()
+                .answering(c.owner.as_deref(), &c.id, entry_id, unix_millis()),
+            None => Ok(()),
+        }
+    }
+
+    /// More of a running answer's text, for the journal.
+    pub fn streamed(&self, entry_id: &str, text: &str) -> Result<(), JournalError> {
+        match self.journal.get() {
+            Some(j) => j.begin().text(entry_id, text),
+            None => Ok(()),
+        }
+    }
+
+    fn store(&self, c: &Conversation, entry: Entry, ends_turn: bool) -> Result<(), JournalError> {
+        // The journal's lock first: a compaction cannot slip in between the
+        // line and the change in memory.
+        let mut journal = self.journal.get().map(Journal::begin);
+        let saved = match journal.as_mut() {
+            Some(w) if !c.is_deleted() => w.entry(c.owner.as_deref(), &c.id, &entry),
+            _ => Ok(()),
+        };
         {
             let mut st = c.lock();
             if ends_turn {
@@ -397,9 +468,11 @@ impl Conversations {
             self.total.fetch_add(after, Ordering::SeqCst);
             self.total.fetch_sub(before, Ordering::SeqCst);
         }
+        drop(journal);
         if self.total_bytes() > self.limits.max_total_bytes {
             self.enforce_total(c);
         }
+        saved
     }
 
     /// The answers running now, in every conversation.
@@ -416,6 +489,12 @@ impl Conversations {
     /// Brings the total back under budget: idle conversations first (oldest
     /// first, never `except`), then the oldest entries of the rest.
     fn enforce_total(&self, except: &Conversation) {
+        let evicted = self.trim_total(except);
+        self.forget(&evicted);
+    }
+
+    fn trim_total(&self, except: &Conversation) -> Vec<Arc<Conversation>> {
+        let mut evicted = Vec::new();
         let mut map = self.map();
         let mut by_age: Vec<(String, Arc<Conversation>)> =
             map.iter().map(|(k, c)| (k.clone(), c.clone())).collect();
@@ -423,18 +502,18 @@ impl Conversations {
         let budget = self.limits.max_total_bytes;
         for (k, c) in &by_age {
             if self.total_bytes() <= budget {
-                return;
+                return evicted;
             }
             // `by_age` and the map hold it: nothing else does.
             if Arc::strong_count(c) == 2 && !std::ptr::eq(&**c, except) {
                 log::info!("evicting an idle conversation (history over budget)");
-                self.remove_locked(&mut map, k);
+                evicted.extend(self.remove_locked(&mut map, k));
             }
         }
         for (k, c) in &by_age {
             let over = self.total_bytes().saturating_sub(budget);
             if over == 0 {
-                return;
+                return evicted;
             }
             if map.contains_key(k) {
                 let mut st = lock(&c.state);
@@ -449,6 +528,7 @@ impl Conversations {
                 }
             }
         }
+        evicted
     }
 
     #[cfg(test)]
@@ -499,8 +579,8 @@ mod tests {
 
     fn talk(all: &Conversations, c: &Conversation, turns: usize, size: usize) {
         for i in 0..turns {
-            all.push(c, entry(Role::User, &format!("q{i}")));
-            all.push(c, entry(Role::Assistant, &"a".repeat(size)));
+            all.push(c, entry(Role::User, &format!("q{i}"))).unwrap();
+            all.push(c, entry(Role::Assistant, &"a".repeat(size))).unwrap();
         }
     }
 
@@ -543,8 +623,8 @@ mod tests {
         let all = Conversations::new(limits(10, 100));
         let c = all.create(None).unwrap();
         for i in 0..10 {
-            all.push(&c, entry(Role::User, &format!("question {i}")));
-            all.push(&c, entry(Role::Assistant, &format!("answer {i}")));
+            all.push(&c, entry(Role::User, &format!("question {i}"))).unwrap();
+            all.push(&c, entry(Role::Assistant, &format!("answer {i}"))).unwrap();
         }
         let h = c.history(300);
         assert!(h.len() < 20 && !h.is_empty());
@@ -602,7 +682,7 @@ mod tests {
     fn owners_see_only_their_own() {
         let all = Conversations::new(limits(10, 10));
         let mine = all.open("c1", Some("alice")).unwrap();
-        all.push(&mine, entry(Role::User, "hello there"));
+        all.push(&mine, entry(Role::User, "hello there")).unwrap();
         assert!(all.get("c1", Some("bob")).is_none());
         assert!(!all.delete("c1", Some("bob")));
         assert_eq!(all.list(Some("bob"), 10), vec![]);
@@ -634,7 +714,7 @@ mod tests {
         all.push(
             &c,
             entry(Role::User, &format!("How  do\nI {}", "x".repeat(200))),
-        );
+        ).unwrap();
         let t = &all.list(None, 1)[0].title;
         assert!(t.starts_with("How do I x"));
         assert_eq!(t.chars().count(), TITLE_CHARS + 1);

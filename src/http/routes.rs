@@ -283,6 +283,10 @@ fn route(
                 json!({ "repo": repo, "path": path }),
             )
         }
+        ["api", "conversations", ..] if app.conversations.loading() => Reply::detail(
+            503,
+            "loading the conversations from disk; try again in a moment",
+        ),
         ["api", "conversations"] if method == "GET" => {
             let limit = match query_param(rq.url(), "limit").map(str::parse::<usize>) {
                 None => DEFAULT_LIST,
@@ -457,6 +461,7 @@ fn health(app: &App) -> Value {
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "services": { "mcp_server": mcp, "claude_api": claude },
+        "conversations": app.conversations.health(),
     });
     if !sources.is_null() {
         out["sources"] = sources;
