@@ -1,7 +1,10 @@
-//! The GitHub REST client: one shared ureq agent, the required headers,
-//! conditional requests, and every retry rule (primary rate limit, secondary
-//! limits, 5xx and connection errors). It knows nothing of repositories or
-//! caches; callers get bytes, `NotModified`, or a classified [`ApiError`].
+//! The GitHub REST client: one shared ureq agent (timeouts, proxy rule, no
+//! token on a redirect to another host), the required headers, conditional
+//! requests, and every retry rule (primary rate limit, secondary limits, 5xx
+//! and connection errors). Callers get bytes, `NotModified`, or a classified
+//! [`ApiError`]; a 401 stops every later request of the sync. Also the wire
+//! helpers the sync needs: `Link` pagination, base64 blob contents, path
+//! encoding and origins. It knows nothing of repositories or caches.
 
 use crate::clock::unix_millis;
 use crate::config::Secret;
@@ -12,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::sleep;
 use std::time::Duration;
 
-/// Sleeps between attempts after a 5xx or a connection error.
 /// Retries of a 5xx or a broken connection (with `net::backoff`).
 const TRANSIENT_RETRIES: u32 = 2;
 /// How many times one request may be held back by a rate limit.
@@ -71,6 +73,8 @@ impl fmt::Display for ApiError {
         }
     }
 }
+
+impl std::error::Error for ApiError {}
 
 #[derive(Default)]
 struct Meter {
@@ -304,7 +308,7 @@ impl Api {
                 log::warn!(
                     "{}: GitHub rate limit exhausted; pausing until {} (in {} s)",
                     self.label,
-                    super::rfc3339(reset),
+                    crate::clock::rfc3339(reset),
                     wait.as_secs().max(1)
                 );
             }

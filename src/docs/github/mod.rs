@@ -4,13 +4,15 @@
 //!
 //! A sync lists the repositories (conditional per page), makes one tree call
 //! per repository (conditional; walking subtrees when GitHub truncates it),
-//! and fetches only blobs whose sha is not cached, on a few worker threads.
+//! and fetches only blobs whose sha is not cached, on a few worker threads
+//! (`parallel.rs`).
 //! It does not index, search or serve anything: that is the provider's job.
 //! Only the default branch is mirrored; the Git data API is used rather than
 //! `contents`, so a file costs at most one request, once per content.
 
 mod api;
 mod cache;
+mod parallel;
 
 pub use api::decode_base64;
 pub use cache::git_blob_sha;
@@ -23,6 +25,7 @@ use crate::docs::source::{
 use crate::sync::lock;
 use api::{Api, ApiError, Fetched, encode_path};
 use cache::{Cache, FileEntry, Page, RepoInfo, RepoState, State, is_hex_sha, sha_matches};
+use parallel::parallel;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -161,7 +164,7 @@ impl GithubSource {
         let selected = self.select(&pages);
         let progress = Progress::new(selected.len());
         let previous = &work.state.repos;
-        let outcomes = parallel(selected, |info| {
+        let outcomes = parallel(selected, WORKERS, |info| {
             let out = self.sync_repo(info, previous);
             progress.repo_done(self);
             out
@@ -562,7 +565,7 @@ impl GithubSource {
         progress: &Progress,
         errors: &mut Vec<String>,
     ) -> Texts {
-        let results = parallel(missing, |(full_name, sha)| {
+        let results = parallel(missing, WORKERS, |(full_name, sha)| {
             let r = self.fetch_blob(&full_name, &sha);
             if r.is_ok() {
                 progress.file_fetched(self);
@@ -768,38 +771,6 @@ impl Progress {
     }
 }
 
-/// Runs `f` over `items` on up to [`WORKERS`] threads (the caller's thread
-/// is one of them), keeping the input order in the output.
-fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let n = items.len();
-    let (job_tx, job_rx) = crossbeam_channel::unbounded();
-    for job in items.into_iter().enumerate() {
-        let _ = job_tx.send(job);
-    }
-    drop(job_tx);
-    let (out_tx, out_rx) = crossbeam_channel::unbounded();
-    std::thread::scope(|s| {
-        let work = || {
-            for (i, job) in job_rx.iter() {
-                let _ = out_tx.send((i, f(job)));
-            }
-        };
-        for i in 1..WORKERS.min(n) {
-            let spawned = std::thread::Builder::new()
-                .name(format!("kv-github-{i}"))
-                .spawn_scoped(s, work);
-            if spawned.is_err() {
-                break;
-            }
-        }
-        work();
-    });
-    drop(out_tx);
-    let mut out: Vec<(usize, R)> = out_rx.iter().collect();
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, r)| r).collect()
-}
-
 fn served_repos(state: &State) -> impl Iterator<Item = &RepoState> {
     state.repos.values().filter(|r| r.skipped.is_none())
 }
@@ -887,12 +858,5 @@ mod tests {
         for p in ["../x.md", "a//b.md", "/a.md", "a/./b.md", "a\\b.md"] {
             assert!(!safe_path(p), "{p}");
         }
-    }
-
-    #[test]
-    fn parallel_keeps_order() {
-        let out = parallel((0..50).collect(), |i: i32| i * 2);
-        assert_eq!(out, (0..50).map(|i| i * 2).collect::<Vec<_>>());
-        assert!(parallel(Vec::<i32>::new(), |i| i).is_empty());
     }
 }
