@@ -11,7 +11,9 @@
 //! Symlinks are followed only while they stay inside `DOCS_DIR`. This module
 //! does not index or parse anything.
 
-use super::source::{DocFile, MAX_DOC_BYTES, RepoSnapshot, Source, is_doc_path, is_skipped_dir};
+use super::source::{
+    DocFile, MAX_DOC_BYTES, RepoSnapshot, Source, SourceError, is_doc_path, is_skipped_dir,
+};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::collections::hash_map::DefaultHasher;
@@ -66,11 +68,13 @@ impl LocalSource {
     }
 
     /// Finds the repositories and their documentation files.
-    fn walk(&self) -> Result<Walked, String> {
-        let root = fs::canonicalize(&self.root)
-            .map_err(|e| format!("cannot open DOCS_DIR {}: {e}", self.root.display()))?;
+    fn walk(&self) -> Result<Walked, SourceError> {
+        let root = fs::canonicalize(&self.root).map_err(|error| SourceError::OpenRoot {
+            path: self.root.clone(),
+            error,
+        })?;
         if !root.is_dir() {
-            return Err(format!("DOCS_DIR {} is not a folder", root.display()));
+            return Err(SourceError::NotAFolder(root));
         }
         let mut walked = Walked {
             repos: Vec::new(),
@@ -114,8 +118,11 @@ impl LocalSource {
 
 /// Immediate subfolders that could be repositories (not hidden or skipped),
 /// symlinks included when they stay inside the root.
-fn repo_candidates(root: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries = fs::read_dir(root).map_err(|e| format!("cannot list {}: {e}", root.display()))?;
+fn repo_candidates(root: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let entries = fs::read_dir(root).map_err(|error| SourceError::List {
+        path: root.to_path_buf(),
+        error,
+    })?;
     let mut dirs = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -244,6 +251,24 @@ fn read_text(path: &Path) -> std::io::Result<String> {
     })
 }
 
+impl LocalSource {
+    /// Records a failed refresh; logs it when it starts or changes.
+    fn failed(&self, e: SourceError) -> SourceError {
+        let mut st = self.state();
+        st.last_scan = Some(crate::clock::unix_secs());
+        let message = e.to_string();
+        if st.last_error.as_ref() != Some(&message) {
+            if st.fingerprint.is_none() {
+                log::warn!("{message}; serving no local documentation");
+            } else {
+                log::warn!("{message}; keeping the documentation read before");
+            }
+        }
+        st.last_error = Some(message);
+        e
+    }
+}
+
 impl Source for LocalSource {
     fn label(&self) -> String {
         format!("local:{}", crate::config::display_path(&self.root))
@@ -253,22 +278,11 @@ impl Source for LocalSource {
         self.interval
     }
 
-    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, String> {
+    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, SourceError> {
         let started = Instant::now();
         let walked = match self.walk() {
             Ok(w) => w,
-            Err(e) => {
-                let mut st = self.state();
-                st.last_scan = Some(crate::clock::unix_secs());
-                st.last_error = Some(e.clone());
-                if st.fingerprint.is_none() {
-                    // The first call always answers with a snapshot.
-                    st.fingerprint = Some(0);
-                    log::warn!("{e}; serving no local documentation");
-                    return Ok(Some(Vec::new()));
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(self.failed(e)),
         };
         let fp = fingerprint(&walked);
         {

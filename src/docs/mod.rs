@@ -96,10 +96,8 @@ impl DocsProvider {
             let snap = match s.refresh() {
                 Ok(Some(snap)) => snap,
                 Ok(None) => Vec::new(),
-                Err(e) => {
-                    log::warn!("documentation source {}: {e}", s.label());
-                    Vec::new()
-                }
+                // The source logged it.
+                Err(_) => Vec::new(),
             };
             snapshots.push(Arc::new(snap));
         }

@@ -7,7 +7,7 @@ use crate::support::kv;
 use knowledge_vault::config::Config;
 use knowledge_vault::docs::DocsProvider;
 use knowledge_vault::docs::local::LocalSource;
-use knowledge_vault::docs::source::{DocFile, RepoSnapshot, Source};
+use knowledge_vault::docs::source::{DocFile, RepoSnapshot, Source, SourceError};
 use knowledge_vault::tools::{ToolError, ToolProvider};
 use kv::TempDir;
 use serde_json::{Value, json};
@@ -467,7 +467,7 @@ impl Source for GatedSource {
     fn interval(&self) -> Duration {
         Duration::from_millis(100)
     }
-    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, String> {
+    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, SourceError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         let doc = |i: usize, word: &str| DocFile {
             path: format!("doc{i:05}.md"),
@@ -563,7 +563,7 @@ fn first_source_wins_a_repository_name() {
         fn interval(&self) -> Duration {
             Duration::from_secs(3600)
         }
-        fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, String> {
+        fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, SourceError> {
             Ok(Some(vec![RepoSnapshot {
                 name: "shared".into(),
                 description: None,

@@ -421,11 +421,12 @@ fn unknown_owner_is_a_clear_error() {
     let (url, _gh) = FakeGithub::start(small_org("acme7"));
     let cache = TempDir::new("nobody");
     let src = source(&url, "nobody7", "t", cache.path(), &[]);
-    assert_eq!(src.refresh().unwrap(), Some(vec![]));
+    // Nothing to serve, not even from a cache: an error from the first call.
+    let first = src.refresh().unwrap_err().to_string();
+    assert!(first.contains("nobody7"), "{first}");
     let err = src.health()["last_error"].as_str().unwrap().to_string();
-    assert!(err.contains("nobody7"), "{err}");
-    // Later failures are errors (the provider keeps the previous index).
-    assert!(src.refresh().unwrap_err().contains("nobody7"));
+    assert_eq!(err, first);
+    assert!(src.refresh().unwrap_err().to_string().contains("nobody7"));
 }
 
 #[test]
@@ -589,7 +590,7 @@ fn a_bad_token_stops_the_sync_with_one_clear_error() {
     let (url, gh) = FakeGithub::start(state);
     let cache = TempDir::new("401");
     let src = source(&url, "acme13", "ghp_WRONGsecret42", cache.path(), &[]);
-    assert_eq!(src.refresh().unwrap(), Some(vec![]));
+    assert!(src.refresh().unwrap_err().to_string().contains("401"));
     assert_eq!(gh.records().len(), 1, "no retries, no /users fallback");
     let h = src.health();
     assert_eq!(h["requests_last_sync"], 1);
@@ -609,7 +610,7 @@ fn a_bad_token_stops_the_sync_with_one_clear_error() {
     let good = source(&url, "acme13", "the-good-one", cache.path(), &[]);
     assert_eq!(docs(&first_sync(&good)).len(), 3);
     gh.with(|s| s.token = Some("rotated".into()));
-    let err = good.refresh().unwrap_err();
+    let err = good.refresh().unwrap_err().to_string();
     assert!(err.contains("401"), "{err}");
     assert!(
         good.health()["last_error"]
@@ -629,7 +630,8 @@ fn unreachable_api_is_reported_not_fatal() {
     let cache = TempDir::new("refused");
     let url = format!("http://127.0.0.1:{port}");
     let src = source(&url, "acme14", "t", cache.path(), &[]);
-    assert_eq!(src.refresh().unwrap(), Some(vec![]));
+    let first = src.refresh().unwrap_err().to_string();
+    assert!(first.contains("connection failed"), "{first}");
     let err = src.health()["last_error"].as_str().unwrap().to_string();
     assert!(err.contains("connection failed"), "{err}");
 }

@@ -374,7 +374,8 @@ pub fn next_link(header: &str) -> Option<String> {
 
 /// Standard base64 as GitHub sends blob contents: wrapped with `\n`,
 /// padded. Whitespace is skipped; anything else invalid is an error.
-pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
+    let invalid = |m: String| Err(ApiError::Invalid(m));
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let (mut acc, mut bits, mut padded) = (0u32, 0u32, false);
     for (i, &c) in text.as_bytes().iter().enumerate() {
@@ -389,10 +390,10 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
                 continue;
             }
             b'\n' | b'\r' | b' ' | b'\t' => continue,
-            _ => return Err(format!("invalid base64 byte {c:#04x} at offset {i}")),
+            _ => return invalid(format!("invalid base64 byte {c:#04x} at offset {i}")),
         };
         if padded {
-            return Err(format!("base64 data after padding at offset {i}"));
+            return invalid(format!("base64 data after padding at offset {i}"));
         }
         acc = (acc << 6) | u32::from(v);
         bits += 6;
@@ -403,7 +404,7 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
         }
     }
     if bits >= 6 {
-        return Err("truncated base64".to_string());
+        return invalid("truncated base64".to_string());
     }
     Ok(out)
 }

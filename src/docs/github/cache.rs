@@ -7,6 +7,7 @@
 //! into place, so a crash leaves the old file or the new one, never half of
 //! one. Anything unreadable is treated as absent; the cache is never fatal.
 
+use crate::docs::source::SourceError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -123,12 +124,12 @@ impl Cache {
         }
     }
 
-    pub fn save_state(&self, state: &State) -> Result<(), String> {
+    pub fn save_state(&self, state: &State) -> Result<(), SourceError> {
         let mut state = state.clone();
         state.version = STATE_VERSION;
-        let bytes = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
-        write_atomic(&self.state_path(), &bytes)
-            .map_err(|e| format!("cannot write {}: {e}", self.state_path().display()))
+        let bytes = serde_json::to_vec(&state).map_err(SourceError::Encode)?;
+        let path = self.state_path();
+        write_atomic(&path, &bytes).map_err(|error| SourceError::CacheWrite { path, error })
     }
 
     fn blob_path(&self, sha: &str) -> Option<PathBuf> {
@@ -150,11 +151,11 @@ impl Cache {
         }
     }
 
-    pub fn write_blob(&self, sha: &str, bytes: &[u8]) -> Result<(), String> {
+    pub fn write_blob(&self, sha: &str, bytes: &[u8]) -> Result<(), SourceError> {
         let path = self
             .blob_path(sha)
-            .ok_or_else(|| format!("not a blob sha: {sha:?}"))?;
-        write_atomic(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+            .ok_or_else(|| SourceError::NotASha(sha.to_string()))?;
+        write_atomic(&path, bytes).map_err(|error| SourceError::CacheWrite { path, error })
     }
 
     /// Deletes blobs (and leftover temporary files) not in `keep`.

@@ -4,7 +4,7 @@
 
 use knowledge_vault::docs::DocsProvider;
 use knowledge_vault::docs::local::LocalSource;
-use knowledge_vault::docs::source::{RepoSnapshot, Source};
+use knowledge_vault::docs::source::{RepoSnapshot, Source, SourceError};
 use knowledge_vault::tools::ToolProvider;
 use serde_json::{Value, json};
 use std::sync::Mutex;
@@ -37,8 +37,8 @@ impl Source for Fixed {
     fn interval(&self) -> Duration {
         HOUR
     }
-    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, String> {
-        Ok(self.0.lock().map_err(|e| e.to_string())?.take())
+    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, SourceError> {
+        Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).take())
     }
     fn health(&self) -> Value {
         json!({})
