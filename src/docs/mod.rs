@@ -12,6 +12,7 @@ pub mod github;
 pub mod index;
 pub mod local;
 pub mod markdown;
+pub mod safe_read;
 pub mod snippet;
 pub mod source;
 pub mod tokenize;
@@ -69,7 +70,13 @@ impl DocsProvider {
             (None, Some(_)) => None,
         };
         if let Some(dir) = local_dir {
-            sources.push(Box::new(local::LocalSource::new(dir, config.docs_refresh)));
+            let limits = local::WalkLimits {
+                max_files: config.docs_max_files,
+                max_depth: config.docs_max_depth,
+            };
+            sources.push(Box::new(
+                local::LocalSource::new(dir, config.docs_refresh).with_limits(limits),
+            ));
         }
         if let Some(gh) = &config.github {
             sources.push(Box::new(github::GithubSource::new(

@@ -33,7 +33,7 @@ pub struct RepoSnapshot {
 /// A place documents come from. Sources are shared with their docs-source
 /// thread and `/health`, so methods take `&self`; an implementation keeps its
 /// status behind its own lock and never holds it across network or disk I/O,
-/// so `health()` always answers at once.
+/// so `health()` and `progress()` always answer at once.
 pub trait Source: Send + Sync {
     /// Short label for log lines and `/health`, e.g. `local:/srv/docs` or `github:acme`.
     fn label(&self) -> String;
@@ -50,6 +50,12 @@ pub trait Source: Send + Sync {
 
     /// Additive details for `/health` (last sync, counts, last error).
     fn health(&self) -> Value;
+
+    /// How far the refresh under way has come, e.g. `local:/docs: 1,234 of
+    /// 4,139 files read`; `None` when no refresh runs or it cannot tell.
+    fn progress(&self) -> Option<String> {
+        None
+    }
 
     /// True when the first refresh may be slow (a sync over the network):
     /// the provider then starts serving without this source and runs its
@@ -133,6 +139,22 @@ impl std::error::Error for SourceError {
     }
 }
 
+/// How often a long refresh or build logs how far it has come.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// `4139` as `4,139`, for progress lines.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Folder names never descended into.
 pub const SKIPPED_DIRS: [&str; 4] = [".git", "node_modules", "vendor", "target"];
 
@@ -166,7 +188,16 @@ pub fn is_skipped_dir(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_doc_path;
+    use super::{is_doc_path, thousands};
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(4_139), "4,139");
+        assert_eq!(thousands(12_345_678), "12,345,678");
+    }
 
     #[test]
     fn doc_path_rules() {

@@ -621,3 +621,253 @@ fn a_slow_source_does_not_hold_up_another() {
     });
     release.send(()).unwrap();
 }
+
+// ---- hostile trees ----------------------------------------------------------
+
+/// `mkfifo path`, or false where there is no mkfifo.
+#[cfg(unix)]
+fn mkfifo(path: &Path) -> bool {
+    std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A started service's repository tree, once the repository is served.
+fn served_tree(kv: &kv::Kv, repo: &str) -> Option<Vec<String>> {
+    let (status, body) = kv.get(&format!("/api/repos/{repo}/tree"));
+    (status == 200).then(|| {
+        kv::json(&body)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_string())
+            .collect()
+    })
+}
+
+fn wait_for_tree(kv: &kv::Kv, repo: &str, what: &str, want: impl Fn(&[String]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tree = served_tree(kv, repo);
+        if tree.as_deref().is_some_and(&want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {tree:?}\n{}", kv.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The local source's `/health` entry.
+fn local_health(kv: &kv::Kv) -> Value {
+    let health = kv::json(&kv.get("/health").1);
+    health["sources"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["type"] == "local"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no local source in {health}"))
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_and_a_link_to_dev_zero_are_skipped_and_later_changes_still_indexed() {
+    use std::os::unix::fs::symlink;
+    let d = TempDir::new("fifo-svc");
+    d.write(".git/HEAD", "ref");
+    d.write("README.md", "# Top\n\nfirst\n");
+    fs::create_dir_all(d.path().join("docs")).unwrap();
+    if !mkfifo(&d.path().join("docs/pipe.md")) {
+        eprintln!("no mkfifo: skipped");
+        return;
+    }
+    symlink("/dev/zero", d.path().join("docs/zero.md")).unwrap();
+    // A link inside the root to the FIFO: followed, and still not read.
+    symlink(
+        d.path().join("docs/pipe.md"),
+        d.path().join("docs/via-link.md"),
+    )
+    .unwrap();
+    let kv = kv::Kv::start(d.path(), &[("DOCS_DIR", "."), ("DOCS_REFRESH_SECS", "1")]);
+    let repo = d.path().file_name().unwrap().to_str().unwrap().to_string();
+    wait_for_tree(&kv, &repo, "the first index", |t| t == ["README.md"]);
+    let health = kv::json(&kv.get("/health").1);
+    assert_eq!(health["services"]["mcp_server"]["status"], "connected");
+    // The source thread is not stuck: a change made now is indexed.
+    d.write("docs/later.md", "# Later\n\nwritten after the start\n");
+    wait_for_tree(&kv, &repo, "the later change", |t| {
+        t == ["README.md", "docs/later.md"]
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_swapped_between_the_walk_and_the_read_is_not_read() {
+    use knowledge_vault::docs::safe_read::{self, Expect, FileId, ReadError};
+    use std::os::unix::fs::symlink;
+    let home = TempDir::new("swap");
+    let outside = TempDir::new("swap-outside");
+    outside.write("docs/guide.md", "# Secret outside\n");
+    let root = fs::canonicalize(home.path()).unwrap();
+    let file = root.join("docs/guide.md");
+    home.write("docs/guide.md", "# Guide\n");
+    // What the walk saw, and what the read then expects.
+    let walked = |p: &Path| FileId::of(&fs::symlink_metadata(p).unwrap());
+    let expect = |id| Expect {
+        limit: 1024 * 1024,
+        inside: Some(root.as_path()),
+        id,
+    };
+    let id = walked(&file);
+    assert_eq!(safe_read::read(&file, expect(id)).unwrap(), b"# Guide\n");
+
+    // A FIFO: the open does not wait for a writer, the handle says FIFO.
+    fs::remove_file(&file).unwrap();
+    if !mkfifo(&file) {
+        eprintln!("no mkfifo: skipped");
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (path, root2) = (file.clone(), root.clone());
+    std::thread::spawn(move || {
+        let e = Expect {
+            limit: 1024 * 1024,
+            inside: Some(root2.as_path()),
+            id,
+        };
+        let _ = tx.send(safe_read::read(&path, e).map_err(|e| e.to_string()));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(20));
+    if got.is_err() {
+        // Release the blocked reader before failing.
+        let _ = fs::OpenOptions::new().write(true).open(&file);
+    }
+    assert_eq!(
+        got.expect("the read blocked on a FIFO"),
+        Err("not a regular file (a FIFO)".to_string())
+    );
+
+    // A symlink to /dev/zero, or to a regular file outside the root:
+    // O_NOFOLLOW refuses the last component.
+    for target in [
+        Path::new("/dev/zero"),
+        &outside.path().join("docs/guide.md"),
+    ] {
+        fs::remove_file(&file).unwrap();
+        symlink(target, &file).unwrap();
+        let e = safe_read::read(&file, expect(None)).unwrap_err();
+        assert!(matches!(e, ReadError::Open(_)), "{target:?}: {e}");
+    }
+
+    // A folder on the way swapped for a symlink out of the root: the
+    // handle's real path is outside, and it is not the file the walk saw.
+    fs::remove_file(&file).unwrap();
+    fs::remove_dir(root.join("docs")).unwrap();
+    symlink(outside.path().join("docs"), root.join("docs")).unwrap();
+    let e = safe_read::read(&file, expect(None)).unwrap_err();
+    assert!(matches!(e, ReadError::Outside(_)), "{e}");
+    assert!(e.to_string().contains("outside the root"), "{e}");
+    let e = safe_read::read(&file, expect(id)).unwrap_err();
+    assert!(matches!(e, ReadError::Replaced), "{e}");
+
+    // Another regular file renamed over it.
+    fs::remove_file(root.join("docs")).unwrap();
+    home.write("docs/guide.md", "# Guide\n");
+    let id = walked(&file);
+    home.write("docs/new.md", "# Other\n");
+    fs::rename(root.join("docs/new.md"), &file).unwrap();
+    let e = safe_read::read(&file, expect(id)).unwrap_err();
+    assert!(matches!(e, ReadError::Replaced), "{e}");
+    assert_eq!(
+        safe_read::read(&file, expect(walked(&file))).unwrap(),
+        b"# Other\n"
+    );
+
+    // Larger than the limit: refused, never read past limit + 1.
+    home.write("docs/big.md", vec![b'x'; 2048]);
+    let big = Expect {
+        limit: 1024,
+        inside: Some(root.as_path()),
+        id: None,
+    };
+    let e = safe_read::read(&root.join("docs/big.md"), big).unwrap_err();
+    assert!(matches!(e, ReadError::TooLarge { limit: 1024 }), "{e}");
+}
+
+/// `levels` nested folders `d/d/…/d` under `dir`, a README at the bottom;
+/// its path inside the repository.
+fn deep_tree(dir: &TempDir, levels: usize) -> String {
+    let rel = vec!["d"; levels].join("/") + "/README.md";
+    dir.write(&rel, "# Bottom\n\nthe deepest page\n");
+    rel
+}
+
+#[cfg(unix)]
+#[test]
+fn a_thousand_level_tree_is_walked_once_per_folder_and_the_port_opens_at_once() {
+    let d = TempDir::new("deep");
+    d.write(".git/HEAD", "ref");
+    d.write("README.md", "# Top\n");
+    let bottom = deep_tree(&d, 1000);
+    let repo = d.path().file_name().unwrap().to_str().unwrap().to_string();
+
+    // Deep trees allowed: every folder listed once, nothing resolved.
+    let started = Instant::now();
+    let kv = kv::Kv::start(d.path(), &[("DOCS_DIR", "."), ("DOCS_MAX_DEPTH", "1000")]);
+    let opened = started.elapsed();
+    wait_for_tree(&kv, &repo, "the bottom page", |t| t.contains(&bottom));
+    let walk = local_health(&kv)["last_walk"].clone();
+    assert_eq!(walk["folders"], 1001, "{walk}");
+    assert_eq!(walk["symlinks"], 0, "{walk}");
+    // Generous for a loaded machine; before, 18 s (release) to 88 s (debug).
+    assert!(walk["seconds"].as_f64().unwrap() < 10.0, "{walk}");
+    assert!(
+        opened < Duration::from_secs(30),
+        "the port opened after {opened:?}"
+    );
+    drop(kv);
+
+    // The default cap: 32 levels walked, one WARN naming the variable.
+    let kv = kv::Kv::start(d.path(), &[("DOCS_DIR", ".")]);
+    wait_for_tree(&kv, &repo, "the top page", |t| t == ["README.md"]);
+    let health = local_health(&kv);
+    assert_eq!(health["last_walk"]["folders"], 33, "{health}");
+    let hit = health["limits_hit"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(hit.contains("DOCS_MAX_DEPTH=32"), "{health}");
+    assert_eq!(
+        kv.log()
+            .lines()
+            .filter(|l| l.contains("DOCS_MAX_DEPTH=32"))
+            .count(),
+        1,
+        "{}",
+        kv.log()
+    );
+    assert!(kv.log().contains("[WARN]"), "{}", kv.log());
+}
+
+#[test]
+fn the_walk_keeps_at_most_max_files_top_folders_first() {
+    use knowledge_vault::docs::local::WalkLimits;
+    let d = TempDir::new("maxfiles");
+    d.write(".git/HEAD", "ref");
+    for name in ["e.md", "a.md", "c/d.md", "b.md", "c/a.md"] {
+        d.write(name, format!("# {name}\n"));
+    }
+    let limits = WalkLimits {
+        max_files: 3,
+        max_depth: 32,
+    };
+    let src = LocalSource::new(d.path(), Duration::from_secs(3600)).with_limits(limits);
+    let snap = src.refresh().unwrap().expect("a first snapshot");
+    let kept: Vec<&str> = snap[0].docs.iter().map(|f| f.path.as_str()).collect();
+    // A folder's own files in name order, then its subfolders.
+    assert_eq!(kept, ["a.md", "b.md", "e.md"]);
+    let health = src.health();
+    let hit = health["limits_hit"][0].as_str().unwrap();
+    assert!(hit.contains("DOCS_MAX_FILES=3"), "{hit}");
+    // The same files on every walk: nothing changed, nothing re-read.
+    assert_eq!(src.refresh().unwrap(), None);
+}

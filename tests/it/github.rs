@@ -675,3 +675,54 @@ fn corrupt_cache_files_are_ignored_and_refetched() {
             .ends_with(".tmp"))
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn cache_files_replaced_by_a_fifo_or_a_device_link_are_not_read() {
+    let (url, gh) = FakeGithub::start(small_org("acme16"));
+    let cache = TempDir::new("cache-fifo");
+    let snap = first_sync(&source(&url, "acme16", "t", cache.path(), &[]));
+
+    let root = cache.path().join("github").join("acme16");
+    let state = root.join("state.json");
+    std::fs::remove_file(&state).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&state).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("no mkfifo: skipped");
+        return;
+    }
+    let blob_dir = std::fs::read_dir(root.join("blobs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let blob = std::fs::read_dir(blob_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &blob).unwrap();
+
+    gh.clear_records();
+    let again = source(&url, "acme16", "t", cache.path(), &[]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(again.refresh().map_err(|e| e.to_string()));
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_secs(30));
+    if got.is_err() {
+        // Release a reader blocked on the FIFO before failing.
+        let _ = std::fs::OpenOptions::new().write(true).open(&state);
+    }
+    assert_eq!(
+        got.expect("the refresh blocked on the cache"),
+        Ok(Some(snap))
+    );
+    // The state came from the API again; of the blobs only the replaced one.
+    assert_eq!(gh.count(Kind::OrgRepos), 1);
+    assert_eq!(gh.count(Kind::Blob), 1);
+    assert!(std::fs::symlink_metadata(&state).unwrap().is_file());
+}

@@ -5,9 +5,13 @@
 //!
 //! Every write goes to a temporary file in the same folder and is renamed
 //! into place, so a crash leaves the old file or the new one, never half of
-//! one. Anything unreadable is treated as absent; the cache is never fatal.
+//! one. Every read goes through [`safe_read`]: only a regular file is read
+//! (a FIFO, a device or a symlink put in the cache's place is not), and
+//! never more than its limit. Anything unreadable is treated as absent; the
+//! cache is never fatal.
 
-use crate::docs::source::SourceError;
+use crate::docs::safe_read::{self, Expect, ReadError};
+use crate::docs::source::{MAX_DOC_BYTES, SourceError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -16,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const STATE_VERSION: u32 = 1;
+/// `state.json` holds the listing and every documentation path and sha; a
+/// very large organization stays far below this.
+const STATE_LIMIT: u64 = 256 * 1024 * 1024;
 
 /// A repository as GitHub lists it (unknown fields ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,15 +107,15 @@ impl Cache {
     /// The saved state, if readable and written for the same API URL.
     pub fn load_state(&self, api_url: &str) -> Option<State> {
         let path = self.state_path();
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        let bytes = match read_limited(&path, STATE_LIMIT) {
+            Ok(b) => b,
+            Err(ReadError::Open(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
-                log::warn!("ignoring unreadable cache {}: {e}", path.display());
+                log::warn!("ignoring the cache {}: {e}", path.display());
                 return None;
             }
         };
-        match serde_json::from_str::<State>(&text) {
+        match serde_json::from_slice::<State>(&bytes) {
             Ok(s) if s.version == STATE_VERSION && s.api_url == api_url => Some(s),
             Ok(_) => {
                 log::info!(
@@ -142,7 +149,14 @@ impl Cache {
     /// A cached blob whose content still hashes to its sha.
     pub fn read_blob(&self, sha: &str) -> Option<Vec<u8>> {
         let path = self.blob_path(sha)?;
-        let bytes = fs::read(&path).ok()?;
+        let bytes = match read_limited(&path, MAX_DOC_BYTES) {
+            Ok(b) => b,
+            Err(ReadError::Open(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                log::warn!("ignoring cached blob {}: {e}", path.display());
+                return None;
+            }
+        };
         if sha_matches(sha, &bytes) {
             Some(bytes)
         } else {
@@ -180,6 +194,19 @@ impl Cache {
     }
 }
 
+/// A cache file: regular, at most `limit` bytes. The cache folder is the
+/// service's own, so no root and no identity are checked.
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    safe_read::read(
+        path,
+        Expect {
+            limit,
+            inside: None,
+            id: None,
+        },
+    )
+}
+
 /// Writes via a temporary sibling, fsync, then rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -195,7 +222,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        // `create_new`: never through a file or symlink already there.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)

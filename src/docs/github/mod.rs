@@ -25,7 +25,8 @@ pub use cache::git_blob_sha;
 use crate::clock::{rfc3339, unix_millis};
 use crate::config::GithubConfig;
 use crate::docs::source::{
-    DocFile, MAX_DOC_BYTES, RepoSnapshot, Source, SourceError, is_doc_path, is_skipped_dir,
+    DocFile, MAX_DOC_BYTES, PROGRESS_EVERY, RepoSnapshot, Source, SourceError, is_doc_path,
+    is_skipped_dir,
 };
 use crate::sync::lock;
 use api::{Api, Fetched, encode_path};
@@ -47,7 +48,6 @@ const TREE_LIMIT: u64 = 64 * 1024 * 1024;
 const BLOB_LIMIT: u64 = 3 * 1024 * 1024;
 const LIST_LIMIT: u64 = 16 * 1024 * 1024;
 const MAX_PAGES: usize = 10_000;
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// File contents by blob sha.
 type Texts = HashMap<String, Vec<u8>>;
@@ -605,6 +605,9 @@ impl GithubSource {
             "utf-8" | "utf8" => blob.content.into_bytes(),
             other => return Err(ApiError::Invalid(format!("blob encoding {other:?}"))),
         };
+        if content.len() as u64 > MAX_DOC_BYTES {
+            return Err(ApiError::TooLarge(MAX_DOC_BYTES));
+        }
         if !sha_matches(sha, &content) {
             return Err(ApiError::Invalid("content does not match its sha".into()));
         }
