@@ -58,8 +58,8 @@ pub trait Source: Send + Sync {
     }
 
     /// True when the first refresh may be slow (a sync over the network):
-    /// the provider then starts serving without this source and runs its
-    /// first refresh at once on the source's thread.
+    /// the provider is then ready without waiting for it, and indexes its
+    /// snapshot when it comes.
     fn first_refresh_is_slow(&self) -> bool {
         false
     }

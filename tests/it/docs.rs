@@ -1,6 +1,10 @@
 //! The built-in documentation provider through its public Rust API: local
 //! source layouts and skipping rules, the four tools' exact results and
-//! errors, ranking and snippets, refresh, and queries during a rebuild.
+//! errors, ranking and snippets, refresh, queries during a rebuild, and the
+//! first index built in the background. Then the hostile trees: FIFOs,
+//! devices, swaps between the walk and the read (through the open function,
+//! so that the race is deterministic), deep trees and the walk's caps, and
+//! what `/health` of the real binary says about them.
 //! Fixtures are written to a fresh temporary folder by each test.
 
 use crate::support::kv;
@@ -18,8 +22,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How long a test waits for a first index of a few files.
+const READY: Duration = Duration::from_secs(60);
+
+/// A provider over `sources`, once its first index is in service.
+fn ready(sources: Vec<Box<dyn Source>>) -> Arc<DocsProvider> {
+    let p = DocsProvider::with_sources(sources);
+    assert!(p.wait_ready(READY), "the first index was never built");
+    p
+}
+
 fn local(dir: &Path) -> Arc<DocsProvider> {
-    DocsProvider::with_sources(vec![Box::new(LocalSource::new(
+    ready(vec![Box::new(LocalSource::new(
         dir,
         Duration::from_secs(3600),
     ))])
@@ -427,6 +441,7 @@ fn start_from_config_and_refresh() {
     .collect();
     let config = Config::from_map(&vars).unwrap();
     let p = DocsProvider::start(&config);
+    assert!(p.wait_ready(READY));
     let name = repo_names(&p)[0].clone();
     assert_eq!(paths(&p, &name), ["README.md", "gone.md"]);
     let health = p.health_details();
@@ -507,7 +522,7 @@ impl Source for GatedSource {
 fn queries_are_answered_during_a_rebuild() {
     let (release, gate) = crossbeam_channel::bounded::<()>(1);
     let (entered_tx, entered) = crossbeam_channel::bounded::<()>(1);
-    let p = DocsProvider::with_sources(vec![Box::new(GatedSource {
+    let p = ready(vec![Box::new(GatedSource {
         calls: AtomicUsize::new(0),
         gate: Mutex::new(Some(gate)),
         entered: entered_tx,
@@ -578,7 +593,7 @@ fn first_source_wins_a_repository_name() {
             json!({"source": self.0})
         }
     }
-    let p = DocsProvider::with_sources(vec![
+    let p = ready(vec![
         Box::new(Fixed("first", "# First\n")),
         Box::new(Fixed("second", "# Second\n")),
     ]);
@@ -601,7 +616,7 @@ fn a_slow_source_does_not_hold_up_another() {
     d.write("local/README.md", "# Local\n\nfirst\n");
     let (release, gate) = crossbeam_channel::bounded::<()>(1);
     let (entered_tx, entered) = crossbeam_channel::bounded::<()>(1);
-    let p = DocsProvider::with_sources(vec![
+    let p = ready(vec![
         Box::new(GatedSource {
             calls: AtomicUsize::new(0),
             gate: Mutex::new(Some(gate)),
@@ -620,6 +635,161 @@ fn a_slow_source_does_not_hold_up_another() {
         paths(&p, "local") == ["README.md", "later.md"]
     });
     release.send(()).unwrap();
+}
+
+// ---- the first index, in the background ------------------------------------
+
+/// A source whose first refresh waits until the test lets it go, and says
+/// how far it has come meanwhile.
+struct FirstRefreshGated {
+    gate: Mutex<Option<crossbeam_channel::Receiver<()>>>,
+    entered: crossbeam_channel::Sender<()>,
+    slow: bool,
+}
+
+impl FirstRefreshGated {
+    fn new(
+        slow: bool,
+    ) -> (
+        Self,
+        crossbeam_channel::Sender<()>,
+        crossbeam_channel::Receiver<()>,
+    ) {
+        let (release, gate) = crossbeam_channel::bounded::<()>(1);
+        let (entered, entered_rx) = crossbeam_channel::bounded::<()>(1);
+        let source = FirstRefreshGated {
+            gate: Mutex::new(Some(gate)),
+            entered,
+            slow,
+        };
+        (source, release, entered_rx)
+    }
+}
+
+impl Source for FirstRefreshGated {
+    fn label(&self) -> String {
+        "gated-first".into()
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, SourceError> {
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(g) = gate {
+            let _ = self.entered.send(());
+            let _ = g.recv();
+        }
+        Ok(Some(vec![RepoSnapshot {
+            name: "late".into(),
+            description: None,
+            docs: vec![DocFile {
+                path: "README.md".into(),
+                text: "# Late\n".into(),
+                url: None,
+            }],
+        }]))
+    }
+    fn health(&self) -> Value {
+        json!({"type": "gated-first"})
+    }
+    fn progress(&self) -> Option<String> {
+        Some("gated-first: 3 of 10 files read".into())
+    }
+    fn first_refresh_is_slow(&self) -> bool {
+        self.slow
+    }
+}
+
+#[test]
+fn start_returns_at_once_and_tools_answer_indexing_until_the_first_index() {
+    use knowledge_vault::tools::Status;
+    let (source, release, entered) = FirstRefreshGated::new(false);
+    let p = DocsProvider::with_sources(vec![Box::new(source)]);
+    // Returned while the first refresh is held, on its own thread.
+    entered.recv_timeout(READY).unwrap();
+    let progress = "indexing: gated-first: 3 of 10 files read";
+    assert_eq!(p.starting().as_deref(), Some(progress));
+    for (tool, args) in [
+        ("list_repositories", json!({})),
+        ("search_documentation", json!({"query": "late"})),
+    ] {
+        assert_eq!(
+            p.call(tool, &args),
+            Err(ToolError::Unavailable(progress.into()))
+        );
+    }
+    assert_eq!(p.tools().unwrap().len(), 4);
+    assert_eq!(p.status(), Status::Connected);
+    assert!(!p.wait_ready(Duration::from_millis(50)));
+    release.send(()).unwrap();
+    assert!(p.wait_ready(READY));
+    assert_eq!(p.starting(), None);
+    assert_eq!(repo_names(&p), ["late"]);
+    assert_eq!(p.index().doc_count(), 1);
+}
+
+#[test]
+fn a_slow_first_sync_does_not_hold_up_readiness() {
+    let (source, release, entered) = FirstRefreshGated::new(true);
+    let d = TempDir::new("beside-sync");
+    d.write("local/README.md", "# Local\n");
+    let p = DocsProvider::with_sources(vec![
+        Box::new(source),
+        Box::new(LocalSource::new(d.path(), Duration::from_secs(3600))),
+    ]);
+    entered.recv_timeout(READY).unwrap();
+    // Ready with the local source while the sync is still held.
+    assert!(p.wait_ready(READY));
+    assert_eq!(repo_names(&p), ["local"]);
+    release.send(()).unwrap();
+    wait_for("the synced repository", || {
+        repo_names(&p) == ["late", "local"]
+    });
+}
+
+#[test]
+fn a_missing_docs_dir_makes_health_say_why_and_an_empty_one_does_not() {
+    let home = TempDir::new("nodocs");
+    let docs = home.path().join("docs");
+    let kv = kv::Kv::start(
+        home.path(),
+        &[
+            ("DOCS_DIR", docs.to_str().unwrap()),
+            ("DOCS_REFRESH_SECS", "1"),
+        ],
+    );
+    let tools = |kv: &kv::Kv| kv::json(&kv.get("/health").1)["services"]["mcp_server"].clone();
+    let t = tools(&kv);
+    assert_eq!(t["status"], "disconnected", "{t}");
+    let error = t["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("DOCS_DIR") && error.contains("No such file or directory"),
+        "{t}"
+    );
+    assert_eq!(kv::json(&kv.get("/health").1)["status"], "unhealthy");
+
+    // The volume appears, empty: that is not an error.
+    fs::create_dir_all(&docs).unwrap();
+    wait_for("an empty DOCS_DIR to be fine", || {
+        let t = tools(&kv);
+        t["status"] == "connected" && t.get("error").is_none()
+    });
+    fs::write(docs.join("README.md"), "# Now\n").unwrap();
+    wait_for("the first document", || {
+        kv::json(&kv.get("/api/repos").1)
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+    // The failure was logged once, not on every refresh.
+    let lines = kv.log();
+    assert_eq!(
+        lines
+            .lines()
+            .filter(|l| l.contains("cannot open DOCS_DIR"))
+            .count(),
+        1,
+        "{lines}"
+    );
 }
 
 // ---- hostile trees ----------------------------------------------------------
