@@ -638,6 +638,19 @@ fn unreachable_api_is_reported_not_fatal() {
 
 // ---- the cache -------------------------------------------------------------
 
+/// One blob file of the organization's cache folder `root`.
+fn first_cached_blob(root: &Path) -> std::path::PathBuf {
+    let first = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    };
+    first(&first(&root.join("blobs")))
+}
+
 #[test]
 fn corrupt_cache_files_are_ignored_and_refetched() {
     let (url, gh) = FakeGithub::start(small_org("acme15"));
@@ -647,18 +660,7 @@ fn corrupt_cache_files_are_ignored_and_refetched() {
 
     let root = cache.path().join("github").join("acme15");
     std::fs::write(root.join("state.json"), "{\"version\": 1, \"pages\": [").unwrap();
-    let blob_dir = std::fs::read_dir(root.join("blobs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let blob = std::fs::read_dir(blob_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let blob = first_cached_blob(&root);
     std::fs::write(&blob, "garbage").unwrap();
 
     gh.clear_records();
@@ -691,18 +693,7 @@ fn cache_files_replaced_by_a_fifo_or_a_device_link_are_not_read() {
         eprintln!("no mkfifo: skipped");
         return;
     }
-    let blob_dir = std::fs::read_dir(root.join("blobs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let blob = std::fs::read_dir(blob_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let blob = first_cached_blob(&root);
     std::fs::remove_file(&blob).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &blob).unwrap();
 

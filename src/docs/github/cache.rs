@@ -107,14 +107,7 @@ impl Cache {
     /// The saved state, if readable and written for the same API URL.
     pub fn load_state(&self, api_url: &str) -> Option<State> {
         let path = self.state_path();
-        let bytes = match read_limited(&path, STATE_LIMIT) {
-            Ok(b) => b,
-            Err(ReadError::Open(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => {
-                log::warn!("ignoring the cache {}: {e}", path.display());
-                return None;
-            }
-        };
+        let bytes = read_cached(&path, STATE_LIMIT)?;
         match serde_json::from_slice::<State>(&bytes) {
             Ok(s) if s.version == STATE_VERSION && s.api_url == api_url => Some(s),
             Ok(_) => {
@@ -149,14 +142,7 @@ impl Cache {
     /// A cached blob whose content still hashes to its sha.
     pub fn read_blob(&self, sha: &str) -> Option<Vec<u8>> {
         let path = self.blob_path(sha)?;
-        let bytes = match read_limited(&path, MAX_DOC_BYTES) {
-            Ok(b) => b,
-            Err(ReadError::Open(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => {
-                log::warn!("ignoring cached blob {}: {e}", path.display());
-                return None;
-            }
-        };
+        let bytes = read_cached(&path, MAX_DOC_BYTES)?;
         if sha_matches(sha, &bytes) {
             Some(bytes)
         } else {
@@ -194,17 +180,23 @@ impl Cache {
     }
 }
 
-/// A cache file: regular, at most `limit` bytes. The cache folder is the
-/// service's own, so no root and no identity are checked.
-fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-    safe_read::read(
-        path,
-        Expect {
-            limit,
-            inside: None,
-            id: None,
-        },
-    )
+/// A cache file: regular, at most `limit` bytes; `None` when absent or not
+/// so (logged). The cache folder is the service's own, so no root and no
+/// identity are checked.
+fn read_cached(path: &Path, limit: u64) -> Option<Vec<u8>> {
+    let expect = Expect {
+        limit,
+        inside: None,
+        id: None,
+    };
+    match safe_read::read(path, expect) {
+        Ok(bytes) => Some(bytes),
+        Err(ReadError::Open(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            log::warn!("ignoring the cached {}: {e}", path.display());
+            None
+        }
+    }
 }
 
 /// Writes via a temporary sibling, fsync, then rename.
