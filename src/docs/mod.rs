@@ -408,9 +408,32 @@ fn repo_not_found(name: &str) -> ToolError {
 }
 
 /// Builds an index and logs what it holds.
+/// A long build logs that it is still running, every few seconds.
 fn build(snapshots: Vec<Arc<Vec<RepoSnapshot>>>) -> (Index, BuildInfo) {
     let started = Instant::now();
-    let index = Index::build(snapshots);
+    let files = file_count(&snapshots);
+    let (done, finished) = crossbeam_channel::bounded::<()>(0);
+    let index = std::thread::scope(|scope| {
+        let ticker = std::thread::Builder::new()
+            .name("docs-index-progress".into())
+            .spawn_scoped(scope, || {
+                while finished.recv_timeout(source::PROGRESS_EVERY)
+                    == Err(RecvTimeoutError::Timeout)
+                {
+                    log::info!(
+                        "documentation: building the search index over {} files, {:.0} s so far",
+                        thousands(files),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            });
+        if let Err(e) = ticker {
+            log::debug!("no progress lines for this build: {e}");
+        }
+        let index = Index::build(snapshots);
+        drop(done);
+        index
+    });
     let seconds = started.elapsed().as_secs_f64();
     log::info!(
         "documentation indexed: {} repositories, {} files, {} bytes, {} sections, {} terms in {:.2} s",
@@ -428,6 +451,14 @@ fn build(snapshots: Vec<Arc<Vec<RepoSnapshot>>>) -> (Index, BuildInfo) {
             finished_unix: Some(crate::clock::unix_secs()),
         },
     )
+}
+
+fn file_count(snapshots: &[Arc<Vec<RepoSnapshot>>]) -> usize {
+    snapshots
+        .iter()
+        .flat_map(|s| s.iter())
+        .map(|r| r.docs.len())
+        .sum()
 }
 
 /// A snapshot from source `i` (`None`: its first refresh gave none).
@@ -504,11 +535,7 @@ fn build_loop(shared: &Shared, mut needed: HashSet<usize>, changes: &Receiver<Ch
     loop {
         if needed.is_empty() && (dirty || !ready) {
             if !ready {
-                let files = snapshots
-                    .iter()
-                    .flat_map(|s| s.iter())
-                    .map(|r| r.docs.len())
-                    .sum();
+                let files = file_count(&snapshots);
                 log::info!(
                     "documentation: building the first index over {} files",
                     thousands(files)
