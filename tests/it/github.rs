@@ -1,5 +1,6 @@
 //! The GitHub source against a fake GitHub API: what it serves after each
-//! sync, and how many requests of which kind it made.
+//! sync, how many requests of which kind it made, and what it does with a
+//! damaged cache (corrupt files, a FIFO or a device link in their place).
 
 use crate::support::fake_github;
 

@@ -159,12 +159,17 @@ impl Cache {
     }
 
     /// Deletes blobs (and leftover temporary files) not in `keep`.
+    /// A symlink in place of a `blobs/ab` folder is not followed: files
+    /// elsewhere are never deleted.
     pub fn prune(&self, keep: &HashSet<String>) -> usize {
         let mut removed = 0;
         let Ok(dirs) = fs::read_dir(self.root.join("blobs")) else {
             return 0;
         };
         for dir in dirs.flatten() {
+            if !dir.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             let prefix = dir.file_name().to_string_lossy().to_string();
             let Ok(files) = fs::read_dir(dir.path()) else {
                 continue;
@@ -367,6 +372,26 @@ mod tests {
         );
         let long = "0123456789".repeat(100);
         assert_eq!(git_blob_sha(long.as_bytes()), GIT_LONG);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn prune_never_follows_a_symlinked_folder() {
+        let dir = std::env::temp_dir().join(format!("kv-cache-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let cache = Cache::new(&dir, "acme");
+        let sha = git_blob_sha(b"kept");
+        cache.write_blob(&sha, b"kept").unwrap();
+        cache.write_blob(&git_blob_sha(b"old"), b"old").unwrap();
+        let outside = dir.join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("precious"), b"x").unwrap();
+        std::os::unix::fs::symlink(&outside, cache.root().join("blobs/zz")).unwrap();
+        let keep = HashSet::from([sha.clone()]);
+        assert_eq!(cache.prune(&keep), 1);
+        assert!(outside.join("precious").exists());
+        assert_eq!(cache.read_blob(&sha).as_deref(), Some(&b"kept"[..]));
+        let _ = fs::remove_dir_all(dir);
     }
 
     const GIT_LONG: &str = "2587a6f4fca510889366deda011d048d0182c3cb";
