@@ -60,7 +60,7 @@ struct Outcome {
     reported: bool,
     /// It delivered a snapshot at least once.
     delivered: bool,
-    /// Its last refresh failed, so.
+    /// Why its last refresh failed, when it did.
     error: Option<String>,
 }
 
