@@ -87,6 +87,10 @@ pub struct Config {
     /// organization is configured.
     pub docs_dir: Option<PathBuf>,
     pub docs_refresh: Duration,
+    /// Caps on the walk of `DOCS_DIR`: documentation files kept, and folder
+    /// levels below `DOCS_DIR` (`DOCS_MAX_FILES`, `DOCS_MAX_DEPTH`).
+    pub docs_max_files: usize,
+    pub docs_max_depth: usize,
     pub github: Option<GithubConfig>,
     pub cache_dir: PathBuf,
 
@@ -361,6 +365,18 @@ impl Config {
             max_running_answers: number("MAX_RUNNING_ANSWERS", 32, 1, 100_000)? as usize,
             docs_dir: get("DOCS_DIR").map(PathBuf::from),
             docs_refresh: Duration::from_secs(number("DOCS_REFRESH_SECS", 60, 1, 86_400)?),
+            docs_max_files: number(
+                "DOCS_MAX_FILES",
+                crate::docs::local::DEFAULT_MAX_FILES as u64,
+                1,
+                10_000_000,
+            )? as usize,
+            docs_max_depth: number(
+                "DOCS_MAX_DEPTH",
+                crate::docs::local::DEFAULT_MAX_DEPTH as u64,
+                1,
+                1_000,
+            )? as usize,
             github,
             cache_dir: PathBuf::from(string("CACHE_DIR", ".kv-cache")),
             log_level,
@@ -485,6 +501,23 @@ mod tests {
         ] {
             let e = Config::from_map(&map(&[(k, v)])).unwrap_err();
             assert_eq!(e.variable, k);
+        }
+    }
+
+    #[test]
+    fn docs_walk_caps() {
+        let c = Config::from_map(&HashMap::new()).unwrap();
+        assert_eq!(c.docs_max_files, 100_000);
+        assert_eq!(c.docs_max_depth, 32);
+        let c =
+            Config::from_map(&map(&[("DOCS_MAX_FILES", "5"), ("DOCS_MAX_DEPTH", "1000")])).unwrap();
+        assert_eq!((c.docs_max_files, c.docs_max_depth), (5, 1000));
+        for (k, v) in [
+            ("DOCS_MAX_FILES", "0"),
+            ("DOCS_MAX_DEPTH", "0"),
+            ("DOCS_MAX_DEPTH", "1001"),
+        ] {
+            assert_eq!(Config::from_map(&map(&[(k, v)])).unwrap_err().variable, k);
         }
     }
 

@@ -1,8 +1,14 @@
 //! The source seam: where documents come from (a local folder, a GitHub
 //! organization). A source only fetches and selects files; indexing and the
 //! tools live in the provider and know nothing about where text came from.
+//! Also what every source shares: the file selection rules, the size limit,
+//! and [`SourceError`], the one error type of this boundary.
 
+use super::github::ApiError;
 use serde_json::Value;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// One documentation file as a source delivers it.
@@ -24,10 +30,10 @@ pub struct RepoSnapshot {
     pub docs: Vec<DocFile>,
 }
 
-/// A place documents come from. Sources are shared with the refresh thread
-/// and `/health`, so methods take `&self`; an implementation keeps its
+/// A place documents come from. Sources are shared with their docs-source
+/// thread and `/health`, so methods take `&self`; an implementation keeps its
 /// status behind its own lock and never holds it across network or disk I/O,
-/// so `health()` always answers at once.
+/// so `health()` and `progress()` always answer at once.
 pub trait Source: Send + Sync {
     /// Short label for log lines and `/health`, e.g. `local:/srv/docs` or `github:acme`.
     fn label(&self) -> String;
@@ -36,19 +42,117 @@ pub trait Source: Send + Sync {
     fn interval(&self) -> Duration;
 
     /// A full new snapshot when anything changed since the previous call,
-    /// `Ok(None)` when nothing did. The first call always returns a snapshot
-    /// (possibly empty). Runs on the refresh thread; may take long.
-    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, String>;
+    /// `Ok(None)` when nothing did, an error when the source could not be
+    /// read this time (the provider keeps what it delivered before, nothing
+    /// at first). The first successful call returns a snapshot (possibly
+    /// empty). Runs on the source's own thread; may take long.
+    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, SourceError>;
 
     /// Additive details for `/health` (last sync, counts, last error).
     fn health(&self) -> Value;
 
+    /// How far the refresh under way has come, e.g. `local:/docs: 1,234 of
+    /// 4,139 files read`; `None` when no refresh runs or it cannot tell.
+    fn progress(&self) -> Option<String> {
+        None
+    }
+
     /// True when the first refresh may be slow (a sync over the network):
-    /// the provider then starts serving without this source and runs its
-    /// first refresh at once on the refresh thread.
+    /// the provider is then ready without waiting for it, and indexes its
+    /// snapshot when it comes.
     fn first_refresh_is_slow(&self) -> bool {
         false
     }
+}
+
+/// Why a source could not be read, or could not save what it read. Its
+/// `Display` is the line logged and shown in `/health`.
+#[derive(Debug)]
+pub enum SourceError {
+    /// `DOCS_DIR` cannot be opened (missing, no permission).
+    OpenRoot { path: PathBuf, error: io::Error },
+    /// `DOCS_DIR` is not a folder.
+    NotAFolder(PathBuf),
+    /// A folder cannot be listed.
+    List { path: PathBuf, error: io::Error },
+    /// GitHub answered 401; the sync stopped. `token`: one was sent.
+    Unauthorized { token: bool },
+    /// GitHub knows no organization or user of that name.
+    UnknownOwner { api_url: String, owner: String },
+    /// Listing the repositories failed.
+    Listing(ApiError),
+    /// A cache file could not be written.
+    CacheWrite { path: PathBuf, error: io::Error },
+    /// The cache state could not be encoded.
+    Encode(serde_json::Error),
+    /// A blob id that cannot name a cache file.
+    NotASha(String),
+    /// The refresh panicked (a bug); the message of the panic.
+    Panicked(String),
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceError::OpenRoot { path, error } => {
+                write!(f, "cannot open DOCS_DIR {}: {error}", path.display())
+            }
+            SourceError::NotAFolder(path) => {
+                write!(f, "DOCS_DIR {} is not a folder", path.display())
+            }
+            SourceError::List { path, error } => {
+                write!(f, "cannot list {}: {error}", path.display())
+            }
+            SourceError::Unauthorized { token: true } => f.write_str(
+                "GitHub rejected GITHUB_TOKEN (401 Bad credentials): it is wrong, expired or \
+                 revoked; sync stopped",
+            ),
+            SourceError::Unauthorized { token: false } => {
+                f.write_str("GitHub answered 401 Bad credentials without a token; sync stopped")
+            }
+            SourceError::UnknownOwner { api_url, owner } => write!(
+                f,
+                "GitHub at {api_url} knows no organization or user named {owner:?} (or the \
+                 token cannot see it)"
+            ),
+            SourceError::Listing(e) => write!(f, "listing repositories failed: {e}"),
+            SourceError::CacheWrite { path, error } => {
+                write!(f, "cannot write {}: {error}", path.display())
+            }
+            SourceError::Encode(e) => write!(f, "cannot encode the cache state: {e}"),
+            SourceError::NotASha(sha) => write!(f, "not a blob sha: {sha:?}"),
+            SourceError::Panicked(m) => write!(f, "the refresh failed unexpectedly: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SourceError::OpenRoot { error, .. }
+            | SourceError::List { error, .. }
+            | SourceError::CacheWrite { error, .. } => Some(error),
+            SourceError::Listing(e) => Some(e),
+            SourceError::Encode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How often a long refresh or build logs how far it has come.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// `4139` as `4,139`, for progress lines.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Folder names never descended into.
@@ -84,7 +188,16 @@ pub fn is_skipped_dir(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_doc_path;
+    use super::{is_doc_path, thousands};
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(4_139), "4,139");
+        assert_eq!(thousands(12_345_678), "12,345,678");
+    }
 
     #[test]
     fn doc_path_rules() {

@@ -1,13 +1,17 @@
 //! The built-in documentation provider through its public Rust API: local
 //! source layouts and skipping rules, the four tools' exact results and
-//! errors, ranking and snippets, refresh, and queries during a rebuild.
+//! errors, ranking and snippets, refresh, queries during a rebuild, and the
+//! first index built in the background. Then the hostile trees: FIFOs,
+//! devices, swaps between the walk and the read (through the open function,
+//! so that the race is deterministic), deep trees and the walk's caps, and
+//! what `/health` of the real binary says about them.
 //! Fixtures are written to a fresh temporary folder by each test.
 
 use crate::support::kv;
 use knowledge_vault::config::Config;
 use knowledge_vault::docs::DocsProvider;
 use knowledge_vault::docs::local::LocalSource;
-use knowledge_vault::docs::source::{DocFile, RepoSnapshot, Source};
+use knowledge_vault::docs::source::{DocFile, RepoSnapshot, Source, SourceError};
 use knowledge_vault::tools::{ToolError, ToolProvider};
 use kv::TempDir;
 use serde_json::{Value, json};
@@ -18,8 +22,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How long a test waits for a first index of a few files.
+const READY: Duration = Duration::from_secs(60);
+
+/// A provider over `sources`, once its first index is in service.
+fn ready(sources: Vec<Box<dyn Source>>) -> Arc<DocsProvider> {
+    let p = DocsProvider::with_sources(sources);
+    assert!(p.wait_ready(READY), "the first index was never built");
+    p
+}
+
 fn local(dir: &Path) -> Arc<DocsProvider> {
-    DocsProvider::with_sources(vec![Box::new(LocalSource::new(
+    ready(vec![Box::new(LocalSource::new(
         dir,
         Duration::from_secs(3600),
     ))])
@@ -427,6 +441,7 @@ fn start_from_config_and_refresh() {
     .collect();
     let config = Config::from_map(&vars).unwrap();
     let p = DocsProvider::start(&config);
+    assert!(p.wait_ready(READY));
     let name = repo_names(&p)[0].clone();
     assert_eq!(paths(&p, &name), ["README.md", "gone.md"]);
     let health = p.health_details();
@@ -467,7 +482,7 @@ impl Source for GatedSource {
     fn interval(&self) -> Duration {
         Duration::from_millis(100)
     }
-    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, String> {
+    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, SourceError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         let doc = |i: usize, word: &str| DocFile {
             path: format!("doc{i:05}.md"),
@@ -507,7 +522,7 @@ impl Source for GatedSource {
 fn queries_are_answered_during_a_rebuild() {
     let (release, gate) = crossbeam_channel::bounded::<()>(1);
     let (entered_tx, entered) = crossbeam_channel::bounded::<()>(1);
-    let p = DocsProvider::with_sources(vec![Box::new(GatedSource {
+    let p = ready(vec![Box::new(GatedSource {
         calls: AtomicUsize::new(0),
         gate: Mutex::new(Some(gate)),
         entered: entered_tx,
@@ -563,7 +578,7 @@ fn first_source_wins_a_repository_name() {
         fn interval(&self) -> Duration {
             Duration::from_secs(3600)
         }
-        fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, String> {
+        fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, SourceError> {
             Ok(Some(vec![RepoSnapshot {
                 name: "shared".into(),
                 description: None,
@@ -578,7 +593,7 @@ fn first_source_wins_a_repository_name() {
             json!({"source": self.0})
         }
     }
-    let p = DocsProvider::with_sources(vec![
+    let p = ready(vec![
         Box::new(Fixed("first", "# First\n")),
         Box::new(Fixed("second", "# Second\n")),
     ]);
@@ -601,7 +616,7 @@ fn a_slow_source_does_not_hold_up_another() {
     d.write("local/README.md", "# Local\n\nfirst\n");
     let (release, gate) = crossbeam_channel::bounded::<()>(1);
     let (entered_tx, entered) = crossbeam_channel::bounded::<()>(1);
-    let p = DocsProvider::with_sources(vec![
+    let p = ready(vec![
         Box::new(GatedSource {
             calls: AtomicUsize::new(0),
             gate: Mutex::new(Some(gate)),
@@ -620,4 +635,409 @@ fn a_slow_source_does_not_hold_up_another() {
         paths(&p, "local") == ["README.md", "later.md"]
     });
     release.send(()).unwrap();
+}
+
+// ---- the first index, in the background ------------------------------------
+
+/// A source whose first refresh waits until the test lets it go, and says
+/// how far it has come meanwhile.
+struct FirstRefreshGated {
+    gate: Mutex<Option<crossbeam_channel::Receiver<()>>>,
+    entered: crossbeam_channel::Sender<()>,
+    slow: bool,
+}
+
+impl FirstRefreshGated {
+    fn new(
+        slow: bool,
+    ) -> (
+        Self,
+        crossbeam_channel::Sender<()>,
+        crossbeam_channel::Receiver<()>,
+    ) {
+        let (release, gate) = crossbeam_channel::bounded::<()>(1);
+        let (entered, entered_rx) = crossbeam_channel::bounded::<()>(1);
+        let source = FirstRefreshGated {
+            gate: Mutex::new(Some(gate)),
+            entered,
+            slow,
+        };
+        (source, release, entered_rx)
+    }
+}
+
+impl Source for FirstRefreshGated {
+    fn label(&self) -> String {
+        "gated-first".into()
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, SourceError> {
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(g) = gate {
+            let _ = self.entered.send(());
+            let _ = g.recv();
+        }
+        Ok(Some(vec![RepoSnapshot {
+            name: "late".into(),
+            description: None,
+            docs: vec![DocFile {
+                path: "README.md".into(),
+                text: "# Late\n".into(),
+                url: None,
+            }],
+        }]))
+    }
+    fn health(&self) -> Value {
+        json!({"type": "gated-first"})
+    }
+    fn progress(&self) -> Option<String> {
+        Some("gated-first: 3 of 10 files read".into())
+    }
+    fn first_refresh_is_slow(&self) -> bool {
+        self.slow
+    }
+}
+
+#[test]
+fn start_returns_at_once_and_tools_answer_indexing_until_the_first_index() {
+    use knowledge_vault::tools::Status;
+    let (source, release, entered) = FirstRefreshGated::new(false);
+    let p = DocsProvider::with_sources(vec![Box::new(source)]);
+    // Returned while the first refresh is held, on its own thread.
+    entered.recv_timeout(READY).unwrap();
+    let progress = "indexing: gated-first: 3 of 10 files read";
+    assert_eq!(p.starting().as_deref(), Some(progress));
+    for (tool, args) in [
+        ("list_repositories", json!({})),
+        ("search_documentation", json!({"query": "late"})),
+    ] {
+        assert_eq!(
+            p.call(tool, &args),
+            Err(ToolError::Unavailable(progress.into()))
+        );
+    }
+    assert_eq!(p.tools().unwrap().len(), 4);
+    assert_eq!(p.status(), Status::Connected);
+    assert!(!p.wait_ready(Duration::from_millis(50)));
+    release.send(()).unwrap();
+    assert!(p.wait_ready(READY));
+    assert_eq!(p.starting(), None);
+    assert_eq!(repo_names(&p), ["late"]);
+    assert_eq!(p.index().doc_count(), 1);
+}
+
+#[test]
+fn a_slow_first_sync_does_not_hold_up_readiness() {
+    let (source, release, entered) = FirstRefreshGated::new(true);
+    let d = TempDir::new("beside-sync");
+    d.write("local/README.md", "# Local\n");
+    let p = DocsProvider::with_sources(vec![
+        Box::new(source),
+        Box::new(LocalSource::new(d.path(), Duration::from_secs(3600))),
+    ]);
+    entered.recv_timeout(READY).unwrap();
+    // Ready with the local source while the sync is still held.
+    assert!(p.wait_ready(READY));
+    assert_eq!(repo_names(&p), ["local"]);
+    release.send(()).unwrap();
+    wait_for("the synced repository", || {
+        repo_names(&p) == ["late", "local"]
+    });
+}
+
+#[test]
+fn a_missing_docs_dir_makes_health_say_why_and_an_empty_one_does_not() {
+    let home = TempDir::new("nodocs");
+    let docs = home.path().join("docs");
+    let kv = kv::Kv::start(
+        home.path(),
+        &[
+            ("DOCS_DIR", docs.to_str().unwrap()),
+            ("DOCS_REFRESH_SECS", "1"),
+        ],
+    );
+    let tools = |kv: &kv::Kv| kv::json(&kv.get("/health").1)["services"]["mcp_server"].clone();
+    let t = tools(&kv);
+    assert_eq!(t["status"], "disconnected", "{t}");
+    let error = t["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("DOCS_DIR") && error.contains("No such file or directory"),
+        "{t}"
+    );
+    assert_eq!(kv::json(&kv.get("/health").1)["status"], "unhealthy");
+
+    // The volume appears, empty: that is not an error.
+    fs::create_dir_all(&docs).unwrap();
+    wait_for("an empty DOCS_DIR to be fine", || {
+        let t = tools(&kv);
+        t["status"] == "connected" && t.get("error").is_none()
+    });
+    fs::write(docs.join("README.md"), "# Now\n").unwrap();
+    wait_for("the first document", || {
+        kv::json(&kv.get("/api/repos").1)
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+    // The failure was logged once, not on every refresh.
+    let lines = kv.log();
+    assert_eq!(
+        lines
+            .lines()
+            .filter(|l| l.contains("cannot open DOCS_DIR"))
+            .count(),
+        1,
+        "{lines}"
+    );
+}
+
+// ---- hostile trees ----------------------------------------------------------
+
+/// `mkfifo path`, or false where there is no mkfifo.
+#[cfg(unix)]
+fn mkfifo(path: &Path) -> bool {
+    std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A started service's repository tree, once the repository is served.
+fn served_tree(kv: &kv::Kv, repo: &str) -> Option<Vec<String>> {
+    let (status, body) = kv.get(&format!("/api/repos/{repo}/tree"));
+    (status == 200).then(|| {
+        kv::json(&body)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_string())
+            .collect()
+    })
+}
+
+fn wait_for_tree(kv: &kv::Kv, repo: &str, what: &str, want: impl Fn(&[String]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tree = served_tree(kv, repo);
+        if tree.as_deref().is_some_and(&want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {tree:?}\n{}", kv.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The local source's `/health` entry.
+fn local_health(kv: &kv::Kv) -> Value {
+    let health = kv::json(&kv.get("/health").1);
+    health["sources"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["type"] == "local"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no local source in {health}"))
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_and_a_link_to_dev_zero_are_skipped_and_later_changes_still_indexed() {
+    use std::os::unix::fs::symlink;
+    let d = TempDir::new("fifo-svc");
+    d.write(".git/HEAD", "ref");
+    d.write("README.md", "# Top\n\nfirst\n");
+    fs::create_dir_all(d.path().join("docs")).unwrap();
+    if !mkfifo(&d.path().join("docs/pipe.md")) {
+        eprintln!("no mkfifo: skipped");
+        return;
+    }
+    symlink("/dev/zero", d.path().join("docs/zero.md")).unwrap();
+    // A link inside the root to the FIFO: followed, and still not read.
+    symlink(
+        d.path().join("docs/pipe.md"),
+        d.path().join("docs/via-link.md"),
+    )
+    .unwrap();
+    let kv = kv::Kv::start(d.path(), &[("DOCS_DIR", "."), ("DOCS_REFRESH_SECS", "1")]);
+    let repo = d.path().file_name().unwrap().to_str().unwrap().to_string();
+    wait_for_tree(&kv, &repo, "the first index", |t| t == ["README.md"]);
+    let health = kv::json(&kv.get("/health").1);
+    assert_eq!(health["services"]["mcp_server"]["status"], "connected");
+    // The source thread is not stuck: a change made now is indexed.
+    d.write("docs/later.md", "# Later\n\nwritten after the start\n");
+    wait_for_tree(&kv, &repo, "the later change", |t| {
+        t == ["README.md", "docs/later.md"]
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_swapped_between_the_walk_and_the_read_is_not_read() {
+    use knowledge_vault::docs::safe_read::{self, Expect, FileId, ReadError};
+    use std::os::unix::fs::symlink;
+    let home = TempDir::new("swap");
+    let outside = TempDir::new("swap-outside");
+    outside.write("docs/guide.md", "# Secret outside\n");
+    let root = fs::canonicalize(home.path()).unwrap();
+    let file = root.join("docs/guide.md");
+    home.write("docs/guide.md", "# Guide\n");
+    // What the walk saw, and what the read then expects.
+    let walked = |p: &Path| FileId::of(&fs::symlink_metadata(p).unwrap());
+    let expect = |id| Expect {
+        limit: 1024 * 1024,
+        inside: Some(root.as_path()),
+        id,
+    };
+    let id = walked(&file);
+    assert_eq!(safe_read::read(&file, expect(id)).unwrap(), b"# Guide\n");
+
+    // A FIFO: the open does not wait for a writer, the handle says FIFO.
+    fs::remove_file(&file).unwrap();
+    if !mkfifo(&file) {
+        eprintln!("no mkfifo: skipped");
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (path, root2) = (file.clone(), root.clone());
+    std::thread::spawn(move || {
+        let e = Expect {
+            limit: 1024 * 1024,
+            inside: Some(root2.as_path()),
+            id,
+        };
+        let _ = tx.send(safe_read::read(&path, e).map_err(|e| e.to_string()));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(20));
+    if got.is_err() {
+        // Release the blocked reader before failing.
+        let _ = fs::OpenOptions::new().write(true).open(&file);
+    }
+    assert_eq!(
+        got.expect("the read blocked on a FIFO"),
+        Err("not a regular file (a FIFO)".to_string())
+    );
+
+    // A symlink to /dev/zero, or to a regular file outside the root:
+    // O_NOFOLLOW refuses the last component.
+    for target in [
+        Path::new("/dev/zero"),
+        &outside.path().join("docs/guide.md"),
+    ] {
+        fs::remove_file(&file).unwrap();
+        symlink(target, &file).unwrap();
+        let e = safe_read::read(&file, expect(None)).unwrap_err();
+        assert!(matches!(e, ReadError::Open(_)), "{target:?}: {e}");
+    }
+
+    // A folder on the way swapped for a symlink out of the root: the
+    // handle's real path is outside, and it is not the file the walk saw.
+    fs::remove_file(&file).unwrap();
+    fs::remove_dir(root.join("docs")).unwrap();
+    symlink(outside.path().join("docs"), root.join("docs")).unwrap();
+    let e = safe_read::read(&file, expect(None)).unwrap_err();
+    assert!(matches!(e, ReadError::Outside(_)), "{e}");
+    assert!(e.to_string().contains("outside the root"), "{e}");
+    let e = safe_read::read(&file, expect(id)).unwrap_err();
+    assert!(matches!(e, ReadError::Replaced), "{e}");
+
+    // Another regular file renamed over it.
+    fs::remove_file(root.join("docs")).unwrap();
+    home.write("docs/guide.md", "# Guide\n");
+    let id = walked(&file);
+    home.write("docs/new.md", "# Other\n");
+    fs::rename(root.join("docs/new.md"), &file).unwrap();
+    let e = safe_read::read(&file, expect(id)).unwrap_err();
+    assert!(matches!(e, ReadError::Replaced), "{e}");
+    assert_eq!(
+        safe_read::read(&file, expect(walked(&file))).unwrap(),
+        b"# Other\n"
+    );
+
+    // Larger than the limit: refused, never read past limit + 1.
+    home.write("docs/big.md", vec![b'x'; 2048]);
+    let big = Expect {
+        limit: 1024,
+        inside: Some(root.as_path()),
+        id: None,
+    };
+    let e = safe_read::read(&root.join("docs/big.md"), big).unwrap_err();
+    assert!(matches!(e, ReadError::TooLarge { limit: 1024 }), "{e}");
+}
+
+/// `levels` nested folders `d/d/…/d` under `dir`, a README at the bottom;
+/// its path inside the repository.
+fn deep_tree(dir: &TempDir, levels: usize) -> String {
+    let rel = vec!["d"; levels].join("/") + "/README.md";
+    dir.write(&rel, "# Bottom\n\nthe deepest page\n");
+    rel
+}
+
+#[cfg(unix)]
+#[test]
+fn a_thousand_level_tree_is_walked_once_per_folder_and_the_port_opens_at_once() {
+    let d = TempDir::new("deep");
+    d.write(".git/HEAD", "ref");
+    d.write("README.md", "# Top\n");
+    let bottom = deep_tree(&d, 1000);
+    let repo = d.path().file_name().unwrap().to_str().unwrap().to_string();
+
+    // Deep trees allowed: every folder listed once, nothing resolved.
+    let started = Instant::now();
+    let kv = kv::Kv::start(d.path(), &[("DOCS_DIR", "."), ("DOCS_MAX_DEPTH", "1000")]);
+    let opened = started.elapsed();
+    wait_for_tree(&kv, &repo, "the bottom page", |t| t.contains(&bottom));
+    let walk = local_health(&kv)["last_walk"].clone();
+    assert_eq!(walk["folders"], 1001, "{walk}");
+    assert_eq!(walk["symlinks"], 0, "{walk}");
+    // Generous for a loaded machine; before, 18 s (release) to 88 s (debug).
+    assert!(walk["seconds"].as_f64().unwrap() < 10.0, "{walk}");
+    assert!(
+        opened < Duration::from_secs(30),
+        "the port opened after {opened:?}"
+    );
+    drop(kv);
+
+    // The default cap: 32 levels walked, one WARN naming the variable.
+    let kv = kv::Kv::start(d.path(), &[("DOCS_DIR", ".")]);
+    wait_for_tree(&kv, &repo, "the top page", |t| t == ["README.md"]);
+    let health = local_health(&kv);
+    assert_eq!(health["last_walk"]["folders"], 33, "{health}");
+    let hit = health["limits_hit"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(hit.contains("DOCS_MAX_DEPTH=32"), "{health}");
+    assert_eq!(
+        kv.log()
+            .lines()
+            .filter(|l| l.contains("DOCS_MAX_DEPTH=32"))
+            .count(),
+        1,
+        "{}",
+        kv.log()
+    );
+    assert!(kv.log().contains("[WARN]"), "{}", kv.log());
+}
+
+#[test]
+fn the_walk_keeps_at_most_max_files_top_folders_first() {
+    use knowledge_vault::docs::local::WalkLimits;
+    let d = TempDir::new("maxfiles");
+    d.write(".git/HEAD", "ref");
+    for name in ["e.md", "a.md", "c/d.md", "b.md", "c/a.md"] {
+        d.write(name, format!("# {name}\n"));
+    }
+    let limits = WalkLimits {
+        max_files: 3,
+        max_depth: 32,
+    };
+    let src = LocalSource::new(d.path(), Duration::from_secs(3600)).with_limits(limits);
+    let snap = src.refresh().unwrap().expect("a first snapshot");
+    let kept: Vec<&str> = snap[0].docs.iter().map(|f| f.path.as_str()).collect();
+    // A folder's own files in name order, then its subfolders.
+    assert_eq!(kept, ["a.md", "b.md", "e.md"]);
+    let health = src.health();
+    let hit = health["limits_hit"][0].as_str().unwrap();
+    assert!(hit.contains("DOCS_MAX_FILES=3"), "{hit}");
+    // The same files on every walk: nothing changed, nothing re-read.
+    assert_eq!(src.refresh().unwrap(), None);
 }

@@ -1,5 +1,6 @@
 //! The GitHub source against a fake GitHub API: what it serves after each
-//! sync, and how many requests of which kind it made.
+//! sync, how many requests of which kind it made, and what it does with a
+//! damaged cache (corrupt files, a FIFO or a device link in their place).
 
 use crate::support::fake_github;
 
@@ -421,11 +422,12 @@ fn unknown_owner_is_a_clear_error() {
     let (url, _gh) = FakeGithub::start(small_org("acme7"));
     let cache = TempDir::new("nobody");
     let src = source(&url, "nobody7", "t", cache.path(), &[]);
-    assert_eq!(src.refresh().unwrap(), Some(vec![]));
+    // Nothing to serve, not even from a cache: an error from the first call.
+    let first = src.refresh().unwrap_err().to_string();
+    assert!(first.contains("nobody7"), "{first}");
     let err = src.health()["last_error"].as_str().unwrap().to_string();
-    assert!(err.contains("nobody7"), "{err}");
-    // Later failures are errors (the provider keeps the previous index).
-    assert!(src.refresh().unwrap_err().contains("nobody7"));
+    assert_eq!(err, first);
+    assert!(src.refresh().unwrap_err().to_string().contains("nobody7"));
 }
 
 #[test]
@@ -589,7 +591,7 @@ fn a_bad_token_stops_the_sync_with_one_clear_error() {
     let (url, gh) = FakeGithub::start(state);
     let cache = TempDir::new("401");
     let src = source(&url, "acme13", "ghp_WRONGsecret42", cache.path(), &[]);
-    assert_eq!(src.refresh().unwrap(), Some(vec![]));
+    assert!(src.refresh().unwrap_err().to_string().contains("401"));
     assert_eq!(gh.records().len(), 1, "no retries, no /users fallback");
     let h = src.health();
     assert_eq!(h["requests_last_sync"], 1);
@@ -609,7 +611,7 @@ fn a_bad_token_stops_the_sync_with_one_clear_error() {
     let good = source(&url, "acme13", "the-good-one", cache.path(), &[]);
     assert_eq!(docs(&first_sync(&good)).len(), 3);
     gh.with(|s| s.token = Some("rotated".into()));
-    let err = good.refresh().unwrap_err();
+    let err = good.refresh().unwrap_err().to_string();
     assert!(err.contains("401"), "{err}");
     assert!(
         good.health()["last_error"]
@@ -629,12 +631,26 @@ fn unreachable_api_is_reported_not_fatal() {
     let cache = TempDir::new("refused");
     let url = format!("http://127.0.0.1:{port}");
     let src = source(&url, "acme14", "t", cache.path(), &[]);
-    assert_eq!(src.refresh().unwrap(), Some(vec![]));
+    let first = src.refresh().unwrap_err().to_string();
+    assert!(first.contains("connection failed"), "{first}");
     let err = src.health()["last_error"].as_str().unwrap().to_string();
     assert!(err.contains("connection failed"), "{err}");
 }
 
 // ---- the cache -------------------------------------------------------------
+
+/// One blob file of the organization's cache folder `root`.
+fn first_cached_blob(root: &Path) -> std::path::PathBuf {
+    let first = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    };
+    first(&first(&root.join("blobs")))
+}
 
 #[test]
 fn corrupt_cache_files_are_ignored_and_refetched() {
@@ -645,18 +661,7 @@ fn corrupt_cache_files_are_ignored_and_refetched() {
 
     let root = cache.path().join("github").join("acme15");
     std::fs::write(root.join("state.json"), "{\"version\": 1, \"pages\": [").unwrap();
-    let blob_dir = std::fs::read_dir(root.join("blobs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let blob = std::fs::read_dir(blob_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let blob = first_cached_blob(&root);
     std::fs::write(&blob, "garbage").unwrap();
 
     gh.clear_records();
@@ -672,4 +677,44 @@ fn corrupt_cache_files_are_ignored_and_refetched() {
             .to_string_lossy()
             .ends_with(".tmp"))
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn cache_files_replaced_by_a_fifo_or_a_device_link_are_not_read() {
+    let (url, gh) = FakeGithub::start(small_org("acme16"));
+    let cache = TempDir::new("cache-fifo");
+    let snap = first_sync(&source(&url, "acme16", "t", cache.path(), &[]));
+
+    let root = cache.path().join("github").join("acme16");
+    let state = root.join("state.json");
+    std::fs::remove_file(&state).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&state).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("no mkfifo: skipped");
+        return;
+    }
+    let blob = first_cached_blob(&root);
+    std::fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &blob).unwrap();
+
+    gh.clear_records();
+    let again = source(&url, "acme16", "t", cache.path(), &[]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(again.refresh().map_err(|e| e.to_string()));
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_secs(30));
+    if got.is_err() {
+        // Release a reader blocked on the FIFO before failing.
+        let _ = std::fs::OpenOptions::new().write(true).open(&state);
+    }
+    assert_eq!(
+        got.expect("the refresh blocked on the cache"),
+        Ok(Some(snap))
+    );
+    // The state came from the API again; of the blobs only the replaced one.
+    assert_eq!(gh.count(Kind::OrgRepos), 1);
+    assert_eq!(gh.count(Kind::Blob), 1);
+    assert!(std::fs::symlink_metadata(&state).unwrap().is_file());
 }

@@ -1,7 +1,10 @@
-//! The GitHub REST client: one shared ureq agent, the required headers,
-//! conditional requests, and every retry rule (primary rate limit, secondary
-//! limits, 5xx and connection errors). It knows nothing of repositories or
-//! caches; callers get bytes, `NotModified`, or a classified [`ApiError`].
+//! The GitHub REST client: one shared ureq agent (timeouts, proxy rule, no
+//! token on a redirect to another host), the required headers, conditional
+//! requests, and every retry rule (primary rate limit, secondary limits, 5xx
+//! and connection errors). Callers get bytes, `NotModified`, or a classified
+//! [`ApiError`]; a 401 stops every later request of the sync. Also the wire
+//! helpers the sync needs: `Link` pagination, base64 blob contents, path
+//! encoding and origins. It knows nothing of repositories or caches.
 
 use crate::clock::unix_millis;
 use crate::config::Secret;
@@ -12,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::sleep;
 use std::time::Duration;
 
-/// Sleeps between attempts after a 5xx or a connection error.
 /// Retries of a 5xx or a broken connection (with `net::backoff`).
 const TRANSIENT_RETRIES: u32 = 2;
 /// How many times one request may be held back by a rate limit.
@@ -71,6 +73,8 @@ impl fmt::Display for ApiError {
         }
     }
 }
+
+impl std::error::Error for ApiError {}
 
 #[derive(Default)]
 struct Meter {
@@ -304,7 +308,7 @@ impl Api {
                 log::warn!(
                     "{}: GitHub rate limit exhausted; pausing until {} (in {} s)",
                     self.label,
-                    super::rfc3339(reset),
+                    crate::clock::rfc3339(reset),
                     wait.as_secs().max(1)
                 );
             }
@@ -370,7 +374,8 @@ pub fn next_link(header: &str) -> Option<String> {
 
 /// Standard base64 as GitHub sends blob contents: wrapped with `\n`,
 /// padded. Whitespace is skipped; anything else invalid is an error.
-pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
+    let invalid = |m: String| Err(ApiError::Invalid(m));
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let (mut acc, mut bits, mut padded) = (0u32, 0u32, false);
     for (i, &c) in text.as_bytes().iter().enumerate() {
@@ -385,10 +390,10 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
                 continue;
             }
             b'\n' | b'\r' | b' ' | b'\t' => continue,
-            _ => return Err(format!("invalid base64 byte {c:#04x} at offset {i}")),
+            _ => return invalid(format!("invalid base64 byte {c:#04x} at offset {i}")),
         };
         if padded {
-            return Err(format!("base64 data after padding at offset {i}"));
+            return invalid(format!("base64 data after padding at offset {i}"));
         }
         acc = (acc << 6) | u32::from(v);
         bits += 6;
@@ -399,7 +404,7 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
         }
     }
     if bits >= 6 {
-        return Err("truncated base64".to_string());
+        return invalid("truncated base64".to_string());
     }
     Ok(out)
 }

@@ -5,8 +5,13 @@
 //!
 //! Every write goes to a temporary file in the same folder and is renamed
 //! into place, so a crash leaves the old file or the new one, never half of
-//! one. Anything unreadable is treated as absent; the cache is never fatal.
+//! one. Every read goes through [`safe_read`]: only a regular file is read
+//! (a FIFO, a device or a symlink put in the cache's place is not), and
+//! never more than its limit. Anything unreadable is treated as absent; the
+//! cache is never fatal.
 
+use crate::docs::safe_read::{self, Expect, ReadError};
+use crate::docs::source::{MAX_DOC_BYTES, SourceError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -15,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const STATE_VERSION: u32 = 1;
+/// `state.json` holds the listing and every documentation path and sha; a
+/// very large organization stays far below this.
+const STATE_LIMIT: u64 = 256 * 1024 * 1024;
 
 /// A repository as GitHub lists it (unknown fields ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,15 +107,8 @@ impl Cache {
     /// The saved state, if readable and written for the same API URL.
     pub fn load_state(&self, api_url: &str) -> Option<State> {
         let path = self.state_path();
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => {
-                log::warn!("ignoring unreadable cache {}: {e}", path.display());
-                return None;
-            }
-        };
-        match serde_json::from_str::<State>(&text) {
+        let bytes = read_cached(&path, STATE_LIMIT)?;
+        match serde_json::from_slice::<State>(&bytes) {
             Ok(s) if s.version == STATE_VERSION && s.api_url == api_url => Some(s),
             Ok(_) => {
                 log::info!(
@@ -123,12 +124,12 @@ impl Cache {
         }
     }
 
-    pub fn save_state(&self, state: &State) -> Result<(), String> {
+    pub fn save_state(&self, state: &State) -> Result<(), SourceError> {
         let mut state = state.clone();
         state.version = STATE_VERSION;
-        let bytes = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
-        write_atomic(&self.state_path(), &bytes)
-            .map_err(|e| format!("cannot write {}: {e}", self.state_path().display()))
+        let bytes = serde_json::to_vec(&state).map_err(SourceError::Encode)?;
+        let path = self.state_path();
+        write_atomic(&path, &bytes).map_err(|error| SourceError::CacheWrite { path, error })
     }
 
     fn blob_path(&self, sha: &str) -> Option<PathBuf> {
@@ -141,7 +142,7 @@ impl Cache {
     /// A cached blob whose content still hashes to its sha.
     pub fn read_blob(&self, sha: &str) -> Option<Vec<u8>> {
         let path = self.blob_path(sha)?;
-        let bytes = fs::read(&path).ok()?;
+        let bytes = read_cached(&path, MAX_DOC_BYTES)?;
         if sha_matches(sha, &bytes) {
             Some(bytes)
         } else {
@@ -150,20 +151,25 @@ impl Cache {
         }
     }
 
-    pub fn write_blob(&self, sha: &str, bytes: &[u8]) -> Result<(), String> {
+    pub fn write_blob(&self, sha: &str, bytes: &[u8]) -> Result<(), SourceError> {
         let path = self
             .blob_path(sha)
-            .ok_or_else(|| format!("not a blob sha: {sha:?}"))?;
-        write_atomic(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+            .ok_or_else(|| SourceError::NotASha(sha.to_string()))?;
+        write_atomic(&path, bytes).map_err(|error| SourceError::CacheWrite { path, error })
     }
 
     /// Deletes blobs (and leftover temporary files) not in `keep`.
+    /// A symlink in place of a `blobs/ab` folder is not followed: files
+    /// elsewhere are never deleted.
     pub fn prune(&self, keep: &HashSet<String>) -> usize {
         let mut removed = 0;
         let Ok(dirs) = fs::read_dir(self.root.join("blobs")) else {
             return 0;
         };
         for dir in dirs.flatten() {
+            if !dir.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             let prefix = dir.file_name().to_string_lossy().to_string();
             let Ok(files) = fs::read_dir(dir.path()) else {
                 continue;
@@ -176,6 +182,25 @@ impl Cache {
             }
         }
         removed
+    }
+}
+
+/// A cache file: regular, at most `limit` bytes; `None` when absent or not
+/// so (logged). The cache folder is the service's own, so no root and no
+/// identity are checked.
+fn read_cached(path: &Path, limit: u64) -> Option<Vec<u8>> {
+    let expect = Expect {
+        limit,
+        inside: None,
+        id: None,
+    };
+    match safe_read::read(path, expect) {
+        Ok(bytes) => Some(bytes),
+        Err(ReadError::Open(e)) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            log::warn!("ignoring the cached {}: {e}", path.display());
+            None
+        }
     }
 }
 
@@ -194,7 +219,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        // `create_new`: never through a file or symlink already there.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -343,6 +372,26 @@ mod tests {
         );
         let long = "0123456789".repeat(100);
         assert_eq!(git_blob_sha(long.as_bytes()), GIT_LONG);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn prune_never_follows_a_symlinked_folder() {
+        let dir = std::env::temp_dir().join(format!("kv-cache-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let cache = Cache::new(&dir, "acme");
+        let sha = git_blob_sha(b"kept");
+        cache.write_blob(&sha, b"kept").unwrap();
+        cache.write_blob(&git_blob_sha(b"old"), b"old").unwrap();
+        let outside = dir.join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("precious"), b"x").unwrap();
+        std::os::unix::fs::symlink(&outside, cache.root().join("blobs/zz")).unwrap();
+        let keep = HashSet::from([sha.clone()]);
+        assert_eq!(cache.prune(&keep), 1);
+        assert!(outside.join("precious").exists());
+        assert_eq!(cache.read_blob(&sha).as_deref(), Some(&b"kept"[..]));
+        let _ = fs::remove_dir_all(dir);
     }
 
     const GIT_LONG: &str = "2587a6f4fca510889366deda011d048d0182c3cb";

@@ -1,28 +1,37 @@
 //! The GitHub organization source: mirrors the documentation files of an
 //! organization's (or user's) repositories through the REST API and keeps a
-//! disk cache so restarts are instant and unchanged refreshes cost only 304s.
+//! disk cache (`cache.rs`) so that a restart serves at once and an unchanged
+//! refresh costs only 304s.
 //!
-//! A sync lists the repositories (conditional per page), makes one tree call
-//! per repository (conditional; walking subtrees when GitHub truncates it),
-//! and fetches only blobs whose sha is not cached, on a few worker threads.
-//! It does not index, search or serve anything: that is the provider's job.
-//! Only the default branch is mirrored; the Git data API is used rather than
-//! `contents`, so a file costs at most one request, once per content.
+//! The first refresh serves the cache when it holds a complete sync;
+//! otherwise, and on every later refresh, a sync lists the repositories
+//! (conditional per page), makes one tree call per repository (conditional;
+//! walking subtrees when GitHub truncates it), and fetches only blobs whose
+//! sha is not cached, on a few worker threads (`parallel.rs`). A failed sync
+//! keeps what was served before (a first one serves what the cache has) and
+//! is an error only when there is nothing to serve; a 401 stops the whole
+//! sync with one message. Only the default branch is mirrored; the Git data
+//! API is used rather than `contents`, so a file costs at most one request,
+//! once per content. It does not index, search or serve anything: that is
+//! the provider's job.
 
 mod api;
 mod cache;
+mod parallel;
 
-pub use api::decode_base64;
+pub use api::{ApiError, decode_base64};
 pub use cache::git_blob_sha;
 
 use crate::clock::{rfc3339, unix_millis};
 use crate::config::GithubConfig;
 use crate::docs::source::{
-    DocFile, MAX_DOC_BYTES, RepoSnapshot, Source, is_doc_path, is_skipped_dir,
+    DocFile, MAX_DOC_BYTES, PROGRESS_EVERY, RepoSnapshot, Source, SourceError, is_doc_path,
+    is_skipped_dir,
 };
 use crate::sync::lock;
-use api::{Api, ApiError, Fetched, encode_path};
+use api::{Api, Fetched, encode_path};
 use cache::{Cache, FileEntry, Page, RepoInfo, RepoState, State, is_hex_sha, sha_matches};
+use parallel::parallel;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -39,7 +48,6 @@ const TREE_LIMIT: u64 = 64 * 1024 * 1024;
 const BLOB_LIMIT: u64 = 3 * 1024 * 1024;
 const LIST_LIMIT: u64 = 16 * 1024 * 1024;
 const MAX_PAGES: usize = 10_000;
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// File contents by blob sha.
 type Texts = HashMap<String, Vec<u8>>;
@@ -155,13 +163,13 @@ impl GithubSource {
         &self,
         work: &mut Work,
         first_request: u64,
-    ) -> Result<Option<Vec<RepoSnapshot>>, String> {
+    ) -> Result<Option<Vec<RepoSnapshot>>, SourceError> {
         let started = Instant::now();
         let (owner_kind, pages) = self.list_repositories(&work.state)?;
         let selected = self.select(&pages);
         let progress = Progress::new(selected.len());
         let previous = &work.state.repos;
-        let outcomes = parallel(selected, |info| {
+        let outcomes = parallel(selected, WORKERS, |info| {
             let out = self.sync_repo(info, previous);
             progress.repo_done(self);
             out
@@ -255,21 +263,17 @@ impl GithubSource {
     }
 
     /// A 401 anywhere stops the sync with one clear message (never the token).
-    fn check_stopped(&self) -> Result<(), String> {
+    fn check_stopped(&self) -> Result<(), SourceError> {
         if !self.api.stopped() {
             return Ok(());
         }
-        Err(if self.config.token.is_some() {
-            "GitHub rejected GITHUB_TOKEN (401 Bad credentials): it is wrong, expired or \
-             revoked; sync stopped"
-                .to_string()
-        } else {
-            "GitHub answered 401 Bad credentials without a token; sync stopped".to_string()
+        Err(SourceError::Unauthorized {
+            token: self.config.token.is_some(),
         })
     }
 
     /// Every page of the organization's (or user's) repositories.
-    fn list_repositories(&self, previous: &State) -> Result<(String, Vec<Page>), String> {
+    fn list_repositories(&self, previous: &State) -> Result<(String, Vec<Page>), SourceError> {
         let kinds = match previous.owner_kind.as_deref() {
             Some("users") => ["users", "orgs"],
             _ => ["orgs", "users"],
@@ -282,14 +286,14 @@ impl GithubSource {
                 }
                 Err(e) => {
                     self.check_stopped()?;
-                    return Err(format!("listing repositories failed: {e}"));
+                    return Err(SourceError::Listing(e));
                 }
             }
         }
-        Err(format!(
-            "GitHub at {} knows no organization or user named {:?} (or the token cannot see it)",
-            self.config.api_url, self.config.org
-        ))
+        Err(SourceError::UnknownOwner {
+            api_url: self.config.api_url.clone(),
+            owner: self.config.org.clone(),
+        })
     }
 
     fn list_pages(&self, kind: &str, previous: &State) -> Result<Vec<Page>, ApiError> {
@@ -562,7 +566,7 @@ impl GithubSource {
         progress: &Progress,
         errors: &mut Vec<String>,
     ) -> Texts {
-        let results = parallel(missing, |(full_name, sha)| {
+        let results = parallel(missing, WORKERS, |(full_name, sha)| {
             let r = self.fetch_blob(&full_name, &sha);
             if r.is_ok() {
                 progress.file_fetched(self);
@@ -597,10 +601,13 @@ impl GithubSource {
         let blob: Blob =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::Invalid(format!("blob: {e}")))?;
         let content = match blob.encoding.as_str() {
-            "base64" => decode_base64(&blob.content).map_err(ApiError::Invalid)?,
+            "base64" => decode_base64(&blob.content)?,
             "utf-8" | "utf8" => blob.content.into_bytes(),
             other => return Err(ApiError::Invalid(format!("blob encoding {other:?}"))),
         };
+        if content.len() as u64 > MAX_DOC_BYTES {
+            return Err(ApiError::TooLarge(MAX_DOC_BYTES));
+        }
         if !sha_matches(sha, &content) {
             return Err(ApiError::Invalid("content does not match its sha".into()));
         }
@@ -653,7 +660,7 @@ impl Source for GithubSource {
         self.config.refresh
     }
 
-    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, String> {
+    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, SourceError> {
         let mut work = lock(&self.work);
         if !work.loaded {
             work.loaded = true;
@@ -673,12 +680,12 @@ impl Source for GithubSource {
             Ok(snapshot) => Ok(snapshot),
             Err(e) => {
                 log::error!("{}: {e}", self.label());
-                st.last_error = Some(e.clone());
+                st.last_error = Some(e.to_string());
                 st.requests_last_sync = self.api.requests() - first_request;
-                if work.served.is_some() {
+                if work.served.is_some() || work.state.repos.is_empty() {
                     return Err(e);
                 }
-                // The first call always yields a snapshot: whatever the cache has.
+                // Nothing served yet, but the cache has some of it: serve that.
                 drop(st);
                 let (texts, _) = self.cached_texts(&work.state);
                 let (snapshot, _) = build_snapshot(&work.state, &texts);
@@ -692,8 +699,8 @@ impl Source for GithubSource {
     }
 
     /// Always: even with a cache, its state may turn out stale or its files
-    /// missing, and the first refresh then syncs over the network. The
-    /// refresh thread runs it at once; serving the cache takes milliseconds.
+    /// missing, and the first refresh then syncs over the network. Its
+    /// thread runs it at once; serving the cache takes milliseconds.
     fn first_refresh_is_slow(&self) -> bool {
         true
     }
@@ -766,38 +773,6 @@ impl Progress {
             remaining.map_or("unknown".to_string(), |r| r.to_string())
         );
     }
-}
-
-/// Runs `f` over `items` on up to [`WORKERS`] threads (the caller's thread
-/// is one of them), keeping the input order in the output.
-fn parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let n = items.len();
-    let (job_tx, job_rx) = crossbeam_channel::unbounded();
-    for job in items.into_iter().enumerate() {
-        let _ = job_tx.send(job);
-    }
-    drop(job_tx);
-    let (out_tx, out_rx) = crossbeam_channel::unbounded();
-    std::thread::scope(|s| {
-        let work = || {
-            for (i, job) in job_rx.iter() {
-                let _ = out_tx.send((i, f(job)));
-            }
-        };
-        for i in 1..WORKERS.min(n) {
-            let spawned = std::thread::Builder::new()
-                .name(format!("kv-github-{i}"))
-                .spawn_scoped(s, work);
-            if spawned.is_err() {
-                break;
-            }
-        }
-        work();
-    });
-    drop(out_tx);
-    let mut out: Vec<(usize, R)> = out_rx.iter().collect();
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, r)| r).collect()
 }
 
 fn served_repos(state: &State) -> impl Iterator<Item = &RepoState> {
@@ -887,12 +862,5 @@ mod tests {
         for p in ["../x.md", "a//b.md", "/a.md", "a/./b.md", "a\\b.md"] {
             assert!(!safe_path(p), "{p}");
         }
-    }
-
-    #[test]
-    fn parallel_keeps_order() {
-        let out = parallel((0..50).collect(), |i: i32| i * 2);
-        assert_eq!(out, (0..50).map(|i| i * 2).collect::<Vec<_>>());
-        assert!(parallel(Vec::<i32>::new(), |i| i).is_empty());
     }
 }

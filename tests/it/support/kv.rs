@@ -101,13 +101,26 @@ impl Kv {
                 panic!("service did not start; log:\n{}", log.lock().unwrap());
             }
         };
-        Kv {
+        let kv = Kv {
             child,
             port,
             base: format!("http://127.0.0.1:{port}"),
             log,
             _dir: None,
+        };
+        // The built-in provider builds its first index after the port opens
+        // (tools answer "indexing" until then): tests start from a ready one.
+        if !env
+            .iter()
+            .any(|(k, v)| *k == "MCP_SERVER_URL" && !v.is_empty())
+        {
+            assert!(
+                kv.wait_log("documentation ready", Duration::from_secs(60)),
+                "the documentation index was never ready; log:\n{}",
+                kv.log()
+            );
         }
+        kv
     }
 
     pub fn log(&self) -> String {

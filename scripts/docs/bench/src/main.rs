@@ -4,7 +4,7 @@
 
 use knowledge_vault::docs::DocsProvider;
 use knowledge_vault::docs::local::LocalSource;
-use knowledge_vault::docs::source::{RepoSnapshot, Source};
+use knowledge_vault::docs::source::{RepoSnapshot, Source, SourceError};
 use knowledge_vault::tools::ToolProvider;
 use serde_json::{Value, json};
 use std::sync::Mutex;
@@ -37,12 +37,19 @@ impl Source for Fixed {
     fn interval(&self) -> Duration {
         HOUR
     }
-    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, String> {
-        Ok(self.0.lock().map_err(|e| e.to_string())?.take())
+    fn refresh(&self) -> Result<Option<Vec<RepoSnapshot>>, SourceError> {
+        Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).take())
     }
     fn health(&self) -> Value {
         json!({})
     }
+}
+
+/// A provider over `snap`, once its index is built (it builds in the background).
+fn ready(snap: Vec<RepoSnapshot>) -> std::sync::Arc<DocsProvider> {
+    let p = DocsProvider::with_sources(vec![Box::new(Fixed(Mutex::new(Some(snap))))]);
+    assert!(p.wait_ready(HOUR), "the index was never built");
+    p
 }
 
 fn load(corpus: &str) -> (Vec<RepoSnapshot>, f64) {
@@ -196,7 +203,7 @@ fn bench(corpus: &str, eval: &[(String, Vec<String>)]) {
     let repos = snap.len();
     let rss_loaded = rss_kib();
     let t = Instant::now();
-    let p = DocsProvider::with_sources(vec![Box::new(Fixed(Mutex::new(Some(snap))))]);
+    let p = ready(snap);
     let build_s = t.elapsed().as_secs_f64();
     let rss_built = rss_kib();
     println!("corpus: {corpus}");
@@ -245,7 +252,7 @@ fn bench(corpus: &str, eval: &[(String, Vec<String>)]) {
     drop(snap);
     let rss_loaded = rss_kib();
     let t = Instant::now();
-    let p = DocsProvider::with_sources(vec![Box::new(Fixed(Mutex::new(Some(big))))]);
+    let p = ready(big);
     let build_s = t.elapsed().as_secs_f64();
     let index_kib = rss_kib().saturating_sub(rss_loaded);
     let (p50, p99, max) = latency(&p, &qs);
@@ -272,7 +279,7 @@ fn main() {
     let eval_file = value("--eval-file").unwrap_or_else(|| "scripts/docs/eval.json".into());
     if args.iter().any(|a| a == "--eval") {
         let (snap, _) = load(&corpus);
-        let p = DocsProvider::with_sources(vec![Box::new(Fixed(Mutex::new(Some(snap))))]);
+        let p = ready(snap);
         run_eval(&p, &eval_file, args.iter().any(|a| a == "--verbose"));
     } else {
         let eval = eval_set(&eval_file);
