@@ -183,6 +183,16 @@ fn serve_mcp_stdio(mut config: Config) -> ExitCode {
     // Only the documentation tools are served: no conversations to keep.
     config.data_dir = None;
     let app = App::new(config);
+    // A client's first tools/call would otherwise find the index still
+    // being built; MCP clients wait for `initialize` far longer than this.
+    let since = std::time::Instant::now();
+    while let Some(progress) = app.tools.starting() {
+        if since.elapsed() > std::time::Duration::from_secs(300) {
+            log::warn!("serving before the documentation is ready: {progress}");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
     match app.mcp_server.serve_stdio(stdin, stdout) {

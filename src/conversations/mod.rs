@@ -580,7 +580,8 @@ mod tests {
     fn talk(all: &Conversations, c: &Conversation, turns: usize, size: usize) {
         for i in 0..turns {
             all.push(c, entry(Role::User, &format!("q{i}"))).unwrap();
-            all.push(c, entry(Role::Assistant, &"a".repeat(size))).unwrap();
+            all.push(c, entry(Role::Assistant, &"a".repeat(size)))
+                .unwrap();
         }
     }
 
@@ -623,8 +624,10 @@ mod tests {
         let all = Conversations::new(limits(10, 100));
         let c = all.create(None).unwrap();
         for i in 0..10 {
-            all.push(&c, entry(Role::User, &format!("question {i}"))).unwrap();
-            all.push(&c, entry(Role::Assistant, &format!("answer {i}"))).unwrap();
+            all.push(&c, entry(Role::User, &format!("question {i}")))
+                .unwrap();
+            all.push(&c, entry(Role::Assistant, &format!("answer {i}")))
+                .unwrap();
         }
         let h = c.history(300);
         assert!(h.len() < 20 && !h.is_empty());
@@ -714,7 +717,8 @@ mod tests {
         all.push(
             &c,
             entry(Role::User, &format!("How  do\nI {}", "x".repeat(200))),
-        ).unwrap();
+        )
+        .unwrap();
         let t = &all.list(None, 1)[0].title;
         assert!(t.starts_with("How do I x"));
         assert_eq!(t.chars().count(), TITLE_CHARS + 1);

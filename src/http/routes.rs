@@ -375,7 +375,7 @@ fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
 /// Runs a tool and puts its value in the contract's shape.
 fn call_tool(app: &App, name: &str, args: Value) -> Reply {
     if let Some(progress) = app.tools.starting() {
-        return Reply::detail(503, &format!("indexing the documentation: {progress}"));
+        return Reply::detail(503, &progress);
     }
     match app.tools.call(name, &args) {
         Ok(value) => {
@@ -411,7 +411,8 @@ fn health_body(app: &App) -> Arc<[u8]> {
 }
 
 fn health(app: &App) -> Value {
-    let tools_ok = app.tools.status() == Status::Connected;
+    // Not usable until the first index is built.
+    let tools_ok = app.tools.status() == Status::Connected && app.tools.starting().is_none();
     let llm_ok = app.chat.model.is_some();
     let status = match (tools_ok, llm_ok) {
         (true, true) => "healthy",

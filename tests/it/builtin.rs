@@ -10,6 +10,8 @@ use crate::support::ws_client;
 use fake_claude::{FakeClaude, Reply, sse};
 use kv::{Kv, TempDir, json, request_full};
 use serde_json::{Value, json};
+use std::process::Command;
+use std::time::Duration;
 use ws_client::{connect, texts, types};
 
 fn mcp_post(kv: &Kv, session: Option<&str>, body: Value) -> (u16, Vec<(String, String)>, Value) {
@@ -174,4 +176,90 @@ fn instructions_inside_documents_are_only_data() {
             .contains("SYSTEM OVERRIDE")
     );
     assert!(!texts(&events).contains("sk-ant-SECRET"));
+}
+
+#[test]
+fn the_port_opens_before_the_index_is_built_and_says_so() {
+    // Enough documents that a debug build indexes them for a while.
+    let dir = TempDir::new("big");
+    let body = "Configure the exporter endpoint and the batch processor. ".repeat(60);
+    for i in 0..6000 {
+        dir.write(
+            &format!("docs/d{}/page{i}.md", i % 50),
+            format!("# Page {i}\n\n{body}"),
+        );
+    }
+    let kv = Kv::spawn(Command::new(kv::BIN), dir.path(), &[]);
+    let h = json(&kv.get("/health").1);
+    assert_eq!(h["services"]["mcp_server"]["state"], "indexing", "{h}");
+    assert_eq!(h["services"]["mcp_server"]["status"], "disconnected", "{h}");
+    let (status, body) = kv.get("/api/repos");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        json(&body)["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("indexing"),
+        "{body}"
+    );
+    // The HEALTHCHECK counts indexing as start-up, not as a failure.
+    let port = kv.port.to_string();
+    let out = Command::new(kv::BIN)
+        .arg("health")
+        .env_clear()
+        .env("PORT", &port)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(kv.wait_log("documentation ready", Duration::from_secs(120)));
+    assert_eq!(kv.get("/api/repos").0, 200);
+    let h = json(&kv.get("/health").1);
+    assert!(h["services"]["mcp_server"].get("state").is_none(), "{h}");
+}
+
+#[test]
+fn a_port_in_use_is_reported_at_once_and_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = TempDir::new("inuse");
+    let out = Command::new(kv::BIN)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PORT", &port)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("cannot listen").count(), 1, "{err}");
+    assert!(
+        !err.contains("documentation ready"),
+        "it indexed first: {err}"
+    );
+}
+
+#[test]
+fn the_health_command_fails_without_documents() {
+    let dir = TempDir::new("nodocs");
+    let kv = Kv::spawn(
+        Command::new(kv::BIN),
+        dir.path(),
+        &[("DOCS_DIR", "/nonexistent/docs")],
+    );
+    let port = kv.port.to_string();
+    let mut last = None;
+    let failed = kv.wait_until(Duration::from_secs(30), |_| {
+        let out = Command::new(kv::BIN)
+            .arg("health")
+            .env_clear()
+            .env("PORT", &port)
+            .output()
+            .unwrap();
+        let failed = !out.status.success();
+        last = Some(out);
+        failed
+    });
+    let out = last.unwrap();
+    assert!(failed, "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/docs"), "{err}");
 }

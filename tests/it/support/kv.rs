@@ -67,7 +67,26 @@ impl Kv {
         kv
     }
 
-    pub fn start_cmd(mut cmd: Command, dir: &Path, env: &[(&str, &str)]) -> Kv {
+    pub fn start_cmd(cmd: Command, dir: &Path, env: &[(&str, &str)]) -> Kv {
+        let kv = Kv::spawn(cmd, dir, env);
+        // The built-in provider builds its first index after the port opens
+        // (tools answer "indexing" until then): tests start from a ready one.
+        if !env
+            .iter()
+            .any(|(k, v)| *k == "MCP_SERVER_URL" && !v.is_empty())
+        {
+            assert!(
+                kv.wait_log("documentation ready", Duration::from_secs(60)),
+                "the documentation index was never ready; log:\n{}",
+                kv.log()
+            );
+        }
+        kv
+    }
+
+    /// Starts the service and returns as soon as it listens (the first
+    /// index may still be building).
+    pub fn spawn(mut cmd: Command, dir: &Path, env: &[(&str, &str)]) -> Kv {
         cmd.current_dir(dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -101,26 +120,13 @@ impl Kv {
                 panic!("service did not start; log:\n{}", log.lock().unwrap());
             }
         };
-        let kv = Kv {
+        Kv {
             child,
             port,
             base: format!("http://127.0.0.1:{port}"),
             log,
             _dir: None,
-        };
-        // The built-in provider builds its first index after the port opens
-        // (tools answer "indexing" until then): tests start from a ready one.
-        if !env
-            .iter()
-            .any(|(k, v)| *k == "MCP_SERVER_URL" && !v.is_empty())
-        {
-            assert!(
-                kv.wait_log("documentation ready", Duration::from_secs(60)),
-                "the documentation index was never ready; log:\n{}",
-                kv.log()
-            );
         }
-        kv
     }
 
     pub fn log(&self) -> String {
