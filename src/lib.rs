@@ -13,6 +13,7 @@ pub mod http;
 pub mod mcp_server;
 pub mod messages;
 pub mod net;
+pub mod safe_read;
 pub mod sha256;
 pub mod sse;
 pub mod stopping;

@@ -151,9 +151,11 @@ fn not_saved(e: &crate::conversations::journal::JournalError) -> String {
     )
 }
 
-/// Streamed text on its way to the journal: written at most every
-/// [`PROGRESS_EVERY`], so a crash loses at most that much of a running
-/// answer and a fast stream costs few writes.
+/// Streamed text on its way to the journal: a piece is written at once
+/// when the last write is [`PROGRESS_EVERY`] old, otherwise with the next
+/// such piece (or at the end of the round). A fast stream costs a few
+/// writes a second, and a crash loses at most the text that arrived within
+/// `PROGRESS_EVERY` of a write.
 struct Progress<'a> {
     store: &'a crate::conversations::Conversations,
     entry: &'a str,
@@ -252,7 +254,8 @@ impl Turn {
             store: &self.chat.store,
             entry: &self.answer_id,
             pending: String::new(),
-            last: std::time::Instant::now(),
+            // The first piece is written at once.
+            last: std::time::Instant::now() - PROGRESS_EVERY,
         };
 
         for round in 1..=max_rounds {

@@ -171,8 +171,18 @@ impl Journal {
     pub fn open(dir: &Path, sync_each: bool) -> Result<(Journal, Replay), JournalError> {
         std::fs::create_dir_all(dir).map_err(|e| failed("create the data directory", dir, e))?;
         let path = dir.join(FILE);
-        let (replay, valid_len) = match File::open(&path) {
-            Ok(f) => read(BufReader::new(f))?,
+        // Never blocked by a FIFO nor flooded by a device put in its place.
+        let (replay, valid_len) = match crate::safe_read::open(&path) {
+            Ok(f) => match f.metadata() {
+                Ok(m) if m.is_file() => read(BufReader::new(f))?,
+                Ok(_) => {
+                    return Err(JournalError(format!(
+                        "{} is not a regular file",
+                        path.display()
+                    )));
+                }
+                Err(e) => return Err(failed("read", &path, e)),
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Default::default(),
             Err(e) => return Err(failed("read", &path, e)),
         };

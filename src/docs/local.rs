@@ -31,11 +31,11 @@
 //! Long walks and reads log their progress every few seconds and report it
 //! through [`Source::progress`].
 
-use super::safe_read::{self, Expect, FileId};
 use super::source::{
     DocFile, MAX_DOC_BYTES, PROGRESS_EVERY, RepoSnapshot, Source, SourceError, is_doc_path,
     is_skipped_dir, thousands,
 };
+use crate::safe_read::{self, Expect, FileId};
 use crate::sync::lock;
 use serde_json::{Value, json};
 use std::collections::HashSet;

@@ -24,7 +24,6 @@ pub mod github;
 pub mod index;
 pub mod local;
 pub mod markdown;
-pub mod safe_read;
 pub mod snippet;
 pub mod source;
 pub mod tokenize;

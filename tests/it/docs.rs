@@ -872,7 +872,7 @@ fn a_fifo_and_a_link_to_dev_zero_are_skipped_and_later_changes_still_indexed() {
 #[cfg(unix)]
 #[test]
 fn a_file_swapped_between_the_walk_and_the_read_is_not_read() {
-    use knowledge_vault::docs::safe_read::{self, Expect, FileId, ReadError};
+    use knowledge_vault::safe_read::{self, Expect, FileId, ReadError};
     use std::os::unix::fs::symlink;
     let home = TempDir::new("swap");
     let outside = TempDir::new("swap-outside");

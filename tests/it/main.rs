@@ -15,6 +15,7 @@ mod docs;
 mod github;
 mod github_service;
 mod http;
+mod journal;
 mod mcp_client;
 mod mcp_server;
 mod service_mcp;

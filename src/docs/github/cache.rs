@@ -10,8 +10,8 @@
 //! never more than its limit. Anything unreadable is treated as absent; the
 //! cache is never fatal.
 
-use crate::docs::safe_read::{self, Expect, ReadError};
 use crate::docs::source::{MAX_DOC_BYTES, SourceError};
+use crate::safe_read::{self, Expect, ReadError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fs;

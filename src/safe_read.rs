@@ -1,5 +1,6 @@
 //! Reading one file that someone else controls (a file under `DOCS_DIR`, a
-//! file in the GitHub cache) so that it can neither block the reader, nor
+//! file in the GitHub cache, the conversation journal under `DATA_DIR`) so
+//! that it can neither block the reader, nor
 //! flood it, nor send it outside the folder it was found in.
 //!
 //! A walk chooses a file by its path; by the time it is read, the path may
