@@ -166,6 +166,7 @@ fn a_damaged_journal_loads_with_warnings() {
     assert_eq!(m[1]["content"], "kept answer");
     assert_eq!(m.as_array().unwrap().len(), 2);
     // It was rewritten clean: the next start has nothing to warn about.
+    assert!(kv.wait_log("journal compacted", LONG), "{}", kv.log());
     drop(kv);
     let kv = start(&dir, &[("CONVERSATION_TTL_DAYS", "0")]);
     assert!(kv.wait_log("conversations: 1 restored", LONG));
