@@ -135,6 +135,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         ["api", "conversations", _, "messages"] => Some("GET"),
         ["ws", "chat", _] => Some("GET"),
         ["mcp"] => Some("GET, POST, DELETE"),
+        s if super::page::serves(s) => Some("GET"),
         _ => None,
     }
 }
@@ -211,6 +212,15 @@ fn route(app: &Arc<App>, rq: &Request, segments: &[&str], body: &[u8]) -> Reply 
         }
         ["mcp"] => mcp(app, rq, body),
         ["ws", "chat", _] => Reply::detail(400, "expected a WebSocket upgrade request"),
+        s if super::page::serves(s) => {
+            let p = super::page::get(s, header(rq, "If-None-Match"));
+            Reply {
+                status: p.status,
+                body: p.body.to_vec(),
+                content_type: p.content_type,
+                headers: p.headers,
+            }
+        }
         _ => Reply::detail(404, "not found"),
     }
 }
@@ -219,7 +229,9 @@ fn mcp(app: &App, rq: &Request, body: &[u8]) -> Reply {
     let reply = app.mcp_server.handle_http(&McpHttpRequest {
         method: rq.method().as_str(),
         host: header(rq, "Host"),
-        origin: header(rq, "Origin"),
+        // The built-in page's own requests are not cross-origin.
+        origin: header(rq, "Origin")
+            .filter(|o| !super::page::same_origin(&app.config, o, header(rq, "Host"))),
         accept: header(rq, "Accept"),
         content_type: header(rq, "Content-Type"),
         session_id: header(rq, "Mcp-Session-Id"),

@@ -49,6 +49,7 @@ fn ws_config() -> WebSocketConfig {
 pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String) -> u16 {
     if let Some(origin) = header(&rq, "Origin")
         && !app.config.origin_allowed(origin)
+        && !super::page::same_origin(&app.config, origin, header(&rq, "Host"))
     {
         return refuse(app, rq, 403, "origin not allowed");
     }

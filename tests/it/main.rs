@@ -7,6 +7,7 @@
 
 mod support;
 
+mod browser;
 mod builtin;
 mod claude;
 mod docs;
@@ -15,5 +16,6 @@ mod github_service;
 mod http;
 mod mcp_client;
 mod mcp_server;
+mod page;
 mod service_mcp;
 mod ws;
