@@ -84,6 +84,10 @@ pub struct Config {
     pub cache_dir: PathBuf,
 
     pub log_level: log::LevelFilter,
+
+    /// `API_TOKEN`: the access token `knowledge-vault ask` sends (as
+    /// `Authorization: Bearer`) to a service that has tokens on.
+    pub api_token: Option<Secret>,
 }
 
 /// A configuration error: the variable and what was expected. Its `Display`
@@ -259,6 +263,7 @@ impl Config {
             github,
             cache_dir: PathBuf::from(string("CACHE_DIR", ".kv-cache")),
             log_level,
+            api_token: get("API_TOKEN").map(|t| Secret(t.to_string())),
         })
     }
 
@@ -387,6 +392,19 @@ mod tests {
     fn secrets_do_not_debug_print() {
         let c = Config::from_map(&map(&[("ANTHROPIC_API_KEY", "sk-ant-very-secret")])).unwrap();
         assert!(!format!("{c:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn api_token_is_a_secret() {
+        assert!(
+            Config::from_map(&HashMap::new())
+                .unwrap()
+                .api_token
+                .is_none()
+        );
+        let c = Config::from_map(&map(&[("API_TOKEN", " tok-123 ")])).unwrap();
+        assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("tok-123"));
+        assert!(!format!("{c:?}").contains("tok-123"));
     }
 
     #[test]

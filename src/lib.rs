@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod ask;
 pub mod chat;
 pub mod clock;
 pub mod config;

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod ask;
 mod browser;
 mod builtin;
 mod claude;
