@@ -388,11 +388,87 @@ async function claudeSuite() {
     check(status === 404, `the deleted conversation still answers ${status}`);
   });
 
+  await scenario('with access tokens on, the token is asked once, kept, and sent (REST, MCP, WebSocket)', async (page, context) => {
+    // The service's access control, played by the browser's request routing:
+    // REST and /mcp answer 401 (with WWW-Authenticate) unless the token comes.
+    let wanted = 'tok-page-1';
+    const seen = [];
+    await context.route(/\/(api|mcp)/, (route) => {
+      const auth = route.request().headers().authorization ?? '';
+      seen.push(auth);
+      if (auth === `Bearer ${wanted}`) return route.continue();
+      return route.fulfill({
+        status: 401,
+        headers: { 'WWW-Authenticate': 'Bearer', 'Content-Type': 'application/json' },
+        body: JSON.stringify({ detail: 'missing or invalid access token' }),
+      });
+    });
+    const sockets = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await page.goto(`${KV_URL}/`);
+    const dialog = page.locator('#token-dialog');
+    await dialog.waitFor({ state: 'visible', ...WAIT });
+    check(await page.locator('#token').evaluate((el) => el === document.activeElement), 'the token box has no focus');
+    await page.keyboard.insertText(wanted);
+    await page.keyboard.press('Enter');
+    await page.locator('#repos li').first().waitFor(WAIT);
+    check(await page.evaluate(() => localStorage.getItem('knowledge-vault.token')) === wanted, 'the token is not kept');
+    await page.locator('#search').focus();
+    await page.keyboard.type('frobnicator');
+    await page.locator('#search-results a.doc-link').first().waitFor(WAIT);
+    await ask(page, 'TOKEN: with a token');
+    await answerDone(page);
+    check(sockets.some((u) => new URL(u).searchParams.get('access_token') === wanted), `no access_token on ${sockets}`);
+    // Kept across a reload: not asked again.
+    await page.reload();
+    await page.locator('#repos li').first().waitFor(WAIT);
+    check(await dialog.isHidden(), 'the token is asked again after a reload');
+    // A token the service no longer accepts: asked again.
+    wanted = 'tok-page-2';
+    await page.reload();
+    await dialog.waitFor({ state: 'visible', ...WAIT });
+    check((await page.locator('#token-reason').textContent()).includes('refused'), 'the prompt does not say the token was refused');
+    await page.locator('#token').fill(wanted);
+    await page.locator('#token-save').click();
+    await page.locator('#repos li').first().waitFor(WAIT);
+    check(seen.includes('Bearer tok-page-2'), 'the new token is not sent');
+  });
+
+  await scenario('keyboard only: skip link, visible focus, labelled controls', async (page) => {
+    await open(page);
+    const first = await page.evaluate(() => document.querySelector('a, button, input, select, textarea').className);
+    check(first === 'skip', `the first focusable element is not the skip link but ${first}`);
+    await page.locator('a.skip').focus();
+    const box = await page.locator('a.skip').boundingBox();
+    check(box && box.x >= 0 && box.y >= 0, 'the focused skip link is off screen');
+    await page.keyboard.press('Enter');
+    check(await page.evaluate(() => document.activeElement.id) === 'prompt', 'the skip link does not reach the message box');
+    await page.keyboard.press('Tab');
+    check(await page.evaluate(() => document.activeElement.id) === 'send', 'Tab from the message box does not reach Send');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    check(outline !== 'none', `no visible focus on ${await page.evaluate(() => document.activeElement.outerHTML.slice(0, 80))}`);
+    // Every control has an accessible name.
+    const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, input, select, textarea')]
+      .filter((el) => !el.closest('[hidden], dialog:not([open])'))
+      .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.textContent.trim()))
+      .map((el) => el.outerHTML.slice(0, 80)));
+    check(unnamed.length === 0, `controls without a label: ${unnamed.join(', ')}`);
+  });
+
   await scenario('screenshots of the chat (light and dark, desktop and 360 px)', async (page) => {
     await open(page);
     await ask(page, 'SHOT: how is alpha deployed?');
     await answerDone(page);
     await screenshots(page, 'chat');
+    // The sidebar on a phone, behind the Menu button.
+    await page.setViewportSize({ width: 360, height: 740 });
+    await page.locator('#menu-toggle').click();
+    check(await page.locator('#sidebar').isVisible(), 'Menu does not show the sidebar at 360 px');
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.screenshot({ path: path.join(KV_SCREENSHOTS, `menu-${scheme}-360px.png`) });
+    }
+    await page.locator('#menu-toggle').click();
     await page.setViewportSize({ width: 1280, height: 800 });
     await browseTo(page, 'alpha', 'README.md');
     await screenshots(page, 'document');

@@ -240,6 +240,8 @@ const chat = {
   retries: 0, // reconnection attempts since the last successful open
   timer: null, // the pending reconnection
   generation: 0, // bumped by every open/close: stale async work checks it
+  ready: Promise.resolve(), // settles when the open conversation is in sync
+  sending: false, // a message is on its way (no second one meanwhile)
 };
 
 function socketUrl(id) {
@@ -273,7 +275,12 @@ function closeSocket() {
 }
 
 /** Shows conversation `id`: history, then the live socket. Resolves when in sync. */
-async function openConversation(id) {
+function openConversation(id) {
+  chat.ready = showConversation(id);
+  return chat.ready;
+}
+
+async function showConversation(id) {
   closeSocket();
   const generation = chat.generation;
   chat.id = id;
@@ -414,10 +421,22 @@ function onErrorEvent(message) {
 }
 
 async function send() {
+  if (chat.sending) return;
+  chat.sending = true;
+  try {
+    await sendMessage();
+  } finally {
+    chat.sending = false;
+  }
+}
+
+async function sendMessage() {
   const prompt = $('#prompt');
   const content = prompt.value;
   if (!content.trim() || chat.answer) return;
-  if (!chat.id) {
+  if (chat.id) {
+    await chat.ready; // the socket of a conversation being opened
+  } else {
     // The conversation is created on its first message, then lives in the URL.
     let created;
     try {
@@ -429,6 +448,7 @@ async function send() {
     history.pushState(null, '', `#/c/${encodeURIComponent(created.id)}`);
     await openConversation(created.id);
   }
+  if (chat.answer) return; // opening found an answer still running
   if (chat.ws?.readyState !== WebSocket.OPEN) {
     showError('Not connected to the service; the message was not sent.');
     return;
@@ -475,7 +495,8 @@ function statusText(status) {
 class AnswerView {
   constructor() {
     this.parts = h('div', { className: 'parts' });
-    this.el = h('article', { className: 'message assistant', 'data-state': 'waiting' },
+    // aria-busy: screen readers read the answer once it is complete.
+    this.el = h('article', { className: 'message assistant', 'data-state': 'waiting', 'aria-busy': 'true' },
       h('h3', { className: 'role', textContent: 'Assistant' }), this.parts);
     this.text = null; // the text part being appended to: { node, source }
     this.tools = new Map(); // toolId -> its <details>
@@ -535,9 +556,10 @@ class AnswerView {
   }
 
   finish(state = this.stopping ? 'cancelled' : 'done') {
-    for (const part of pendingRenders) renderPart(part);
+    for (const part of pendingRenders) renderMarkdown(part.node, part.source);
     pendingRenders.clear();
     this.el.dataset.state = state;
+    this.el.setAttribute('aria-busy', 'false');
     if (state !== 'done') this.el.append(h('p', { className: 'status', textContent: statusText(state) }));
   }
 }
@@ -549,15 +571,12 @@ const pendingRenders = new Set();
 function scheduleRender(part) {
   if (pendingRenders.size === 0) {
     requestAnimationFrame(() => {
-      for (const p of pendingRenders) renderPart(p);
+      for (const p of pendingRenders) renderMarkdown(p.node, p.source);
       pendingRenders.clear();
       scrollDown();
     });
   }
   pendingRenders.add(part);
-}
-function renderPart(part) {
-  renderMarkdown(part.node, part.source);
 }
 
 /** Keeps the newest message in view, unless the reader scrolled up. */
@@ -719,15 +738,22 @@ async function refreshConversations() {
   }
   list.replaceChildren(...conversations.map((c) => {
     const title = c.title || 'New conversation';
-    const when = new Date(c.last_activity);
     const link = h('a', { href: `#/c/${encodeURIComponent(c.id)}`, className: 'conversation', 'data-id': c.id },
       h('span', { className: 'title', textContent: title }),
-      h('span', { className: 'meta', textContent: `${c.message_count} messages · ${Number.isNaN(when.getTime()) ? '' : when.toLocaleString()}` }));
+      h('span', { className: 'meta', textContent: `${c.message_count} messages · ${when(c.last_activity)}` }));
     const remove = h('button', { type: 'button', className: 'delete', textContent: 'Delete', 'aria-label': `Delete conversation ${title}` });
     remove.addEventListener('click', () => deleteConversation(c.id, title));
     return h('li', {}, link, remove);
   }));
   markCurrentConversation();
+}
+
+/** An RFC 3339 time as the time of day if it is today, else the date. */
+function when(rfc3339) {
+  const date = new Date(rfc3339);
+  if (Number.isNaN(date.getTime())) return '';
+  const today = date.toDateString() === new Date().toDateString();
+  return today ? date.toLocaleTimeString([], { timeStyle: 'short' }) : date.toLocaleDateString([], { dateStyle: 'medium' });
 }
 
 function markCurrentConversation() {
@@ -801,6 +827,7 @@ function bindControls() {
     else stop();
   });
   $('#stop').addEventListener('click', stop);
+  $('#token-cancel').addEventListener('click', () => $('#token-dialog').close('cancel'));
   $('#new-chat').addEventListener('click', newConversation);
   $('#viewer-close').addEventListener('click', closeDocument);
   $('#search').addEventListener('input', onSearchInput);
