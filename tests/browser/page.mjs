@@ -232,7 +232,7 @@ async function claudeSuite() {
     check(await page.locator('#stop').isVisible(), 'no Stop button while answering');
     await page.locator('#stop').click();
     const answer = await answerDone(page, 'cancelled');
-    check(!(await answer.textContent()).includes('part24'), 'the whole answer arrived despite Stop');
+    check(!(await answer.textContent()).includes('part30'), 'the whole answer arrived despite Stop');
     check(await page.locator('#stop').isHidden(), 'Stop still shows after the answer ended');
     const stored = await messages(page, await conversationId(page));
     check(stored.at(-1)?.status === 'cancelled', `stored status ${stored.at(-1)?.status}`);
@@ -254,7 +254,7 @@ async function claudeSuite() {
     const answer = await answerDone(page);
     const text = await answer.textContent();
     const parts = [...text.matchAll(/part(\d\d)/g)].map((m) => Number(m[1]));
-    check(parts.length === 24 && parts.every((n, i) => n === i + 1), `not the whole answer once, in order: ${parts}`);
+    check(parts.length === 30 && parts.every((n, i) => n === i + 1), `not the whole answer once, in order: ${parts}`);
     check(await page.locator('article.user').count() === 1, 'the question shows more than once');
     check(await conversationId(page) === id, 'the reload opened another conversation');
   });
@@ -276,7 +276,7 @@ async function claudeSuite() {
       const answer = await answerDone(page);
       check(await page.locator('#connection').getAttribute('data-state') === 'open', 'not reconnected');
       const parts = [...(await answer.textContent()).matchAll(/part(\d\d)/g)].map((m) => Number(m[1]));
-      check(parts.length === 24 && parts.every((n, i) => n === i + 1), `not the whole answer once, in order: ${parts}`);
+      check(parts.length === 30 && parts.every((n, i) => n === i + 1), `not the whole answer once, in order: ${parts}`);
     } finally {
       relay.close();
     }

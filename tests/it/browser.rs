@@ -117,7 +117,7 @@ fn respond(req: &Recorded) -> Reply {
             "The [runbook](https://example.com/runbook) has the rollback steps.",
         ])),
         (w, _) if w.starts_with("SLOW") => {
-            let pieces: Vec<String> = (1..=24).map(|i| format!("part{i:02} ")).collect();
+            let pieces: Vec<String> = (1..=30).map(|i| format!("part{i:02} ")).collect();
             slow_text(&pieces, Duration::from_millis(300))
         }
         ("XSS", _) => Reply::sse(sse::text_turn(&[
