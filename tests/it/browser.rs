@@ -42,7 +42,7 @@ fn docs() -> TempDir {
     dir.write(
         "alpha/docs/xss.md",
         "# Hostile\n\nAn image <img src=x onerror=\"window.__xss=1\"> inline.\n\n\
-         <script>window.__xss2=1</script>\n\n[click](javascript:window.__xss=1)\n",
+         <script>window.__xss2=1</script>\n\n[click](javascript:window.__xss=1) [bad](%E0%A4%A)\n",
     );
     dir.write("beta/README.md", "# Beta\n\nThe beta repository.\n");
     dir

@@ -682,9 +682,12 @@ function linkRelativeDocs(root, repo, path) {
   for (const a of root.querySelectorAll('a[href]')) {
     const href = a.getAttribute('href');
     if (/^([a-z][a-z0-9+.-]*:|#|\/)/i.test(href)) continue;
-    const target = new URL(href, `http://doc/${encodePath(path)}`);
-    const linked = decodeURIComponent(target.pathname.slice(1));
-    a.replaceWith(docLink(repo, linked, a.textContent));
+    try {
+      const target = new URL(href, `http://doc/${encodePath(path)}`);
+      a.replaceWith(docLink(repo, decodeURIComponent(target.pathname.slice(1)), a.textContent));
+    } catch {
+      // A malformed link in a document stays as it is.
+    }
   }
 }
 
