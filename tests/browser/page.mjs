@@ -492,6 +492,12 @@ async function offlineSuite() {
     await page.locator('#viewer-path', { hasText: 'alpha/docs/guide.md' }).waitFor(WAIT);
     await ask(page, 'onerror script');
     await answerDone(page);
+    await page.evaluate(() => new Promise(requestAnimationFrame));
+    const gap = await page.evaluate(() => {
+      const log = document.querySelector('#messages');
+      return log.scrollHeight - log.scrollTop - log.clientHeight;
+    });
+    check(gap < 5, `the newest answer is not scrolled into view (${gap} px below)`);
     await noInjectedGlobals(page);
     await page.keyboard.press('Escape');
     await screenshots(page, 'offline');

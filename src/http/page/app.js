@@ -288,7 +288,7 @@ async function showConversation(id) {
   $('#messages').replaceChildren();
   const history = await loadHistory(id);
   if (generation !== chat.generation) return;
-  history.forEach((m) => $('#messages').append(messageView(m)));
+  growing(() => $('#messages').append(...history.map(messageView)), true);
   await connect(id, history.at(-1)?.role === 'user', generation);
 }
 
@@ -502,8 +502,7 @@ class AnswerView {
     this.tools = new Map(); // toolId -> its <details>
     this.started = false;
     this.stopping = false;
-    $('#messages').append(this.el);
-    scrollDown(true);
+    growing(() => $('#messages').append(this.el), true);
   }
 
   begin() {
@@ -531,8 +530,7 @@ class AnswerView {
         h('span', { className: 'tool-status', textContent: 'running…' })),
       h('pre', { className: 'tool-result', textContent: 'No result yet.' }));
     this.tools.set(id, details);
-    this.parts.append(details);
-    scrollDown();
+    growing(() => this.parts.append(details));
   }
 
   finishTool(id, result, duration, isError) {
@@ -547,8 +545,7 @@ class AnswerView {
 
   error(message) {
     this.text = null;
-    this.parts.append(h('p', { className: 'error', textContent: message }));
-    scrollDown();
+    growing(() => this.parts.append(h('p', { className: 'error', textContent: message })));
   }
 
   note(message) {
@@ -556,8 +553,7 @@ class AnswerView {
   }
 
   finish(state = this.stopping ? 'cancelled' : 'done') {
-    for (const part of pendingRenders) renderMarkdown(part.node, part.source);
-    pendingRenders.clear();
+    flushRenders();
     this.el.dataset.state = state;
     this.el.setAttribute('aria-busy', 'false');
     if (state !== 'done') this.el.append(h('p', { className: 'status', textContent: statusText(state) }));
@@ -570,19 +566,24 @@ const clip = (s, n) => (s.length > n ? `${s.slice(0, n)}… (${s.length - n} mor
 const pendingRenders = new Set();
 function scheduleRender(part) {
   if (pendingRenders.size === 0) {
-    requestAnimationFrame(() => {
-      for (const p of pendingRenders) renderMarkdown(p.node, p.source);
-      pendingRenders.clear();
-      scrollDown();
-    });
+    requestAnimationFrame(flushRenders);
   }
   pendingRenders.add(part);
 }
+function flushRenders() {
+  growing(() => {
+    for (const part of pendingRenders) renderMarkdown(part.node, part.source);
+  });
+  pendingRenders.clear();
+}
 
-/** Keeps the newest message in view, unless the reader scrolled up. */
-function scrollDown(force = false) {
+/** Runs `change`, which adds to the conversation, and keeps its end in view
+ * if it was in view before (a reader who scrolled up stays where they are). */
+function growing(change, force = false) {
   const log = $('#messages');
-  if (force || log.scrollHeight - log.scrollTop - log.clientHeight < 120) log.scrollTop = log.scrollHeight;
+  const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  change();
+  if (force || atEnd) log.scrollTop = log.scrollHeight;
 }
 
 // ---------- browsing: repositories, documents, search ----------
