@@ -117,6 +117,9 @@ pub struct Config {
     pub journal_fsync: Duration,
     /// Conversations idle longer than this are expired; `None`: never.
     pub conversation_ttl: Option<Duration>,
+    /// `API_TOKEN`: the access token `knowledge-vault ask` sends (as
+    /// `Authorization: Bearer`) to a service that has tokens on.
+    pub api_token: Option<Secret>,
 }
 
 /// A configuration error: the variable and what was expected. Its `Display`
@@ -306,14 +309,6 @@ impl Config {
             ));
         }
         let allow_anonymous = boolean("ALLOW_ANONYMOUS")?;
-        if !host.is_loopback() && tokens.is_empty() && !allow_anonymous {
-            return Err(err(
-                "API_TOKENS",
-                &format!(
-                    "HOST={host} can be reached from the network, so every route would be open to anyone; set API_TOKENS (or API_TOKENS_FILE), or ALLOW_ANONYMOUS=true if an authenticating proxy is in front"
-                ),
-            ));
-        }
         let budget = number("CLAUDE_DAILY_TOKEN_BUDGET", 0, 0, u64::MAX)?;
 
         Ok(Config {
@@ -380,6 +375,23 @@ impl Config {
             github,
             cache_dir: PathBuf::from(string("CACHE_DIR", ".kv-cache")),
             log_level,
+            api_token: get("API_TOKEN").map(|t| Secret(t.to_string())),
+        })
+    }
+
+    /// Safe by default: serving a non-loopback address needs tokens, or
+    /// the operator's word that a proxy in front authenticates. Checked by
+    /// `serve` only (a client command such as `health` just reads HOST).
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if self.host.is_loopback() || !self.api_tokens.is_empty() || self.allow_anonymous {
+            return Ok(());
+        }
+        Err(ConfigError {
+            variable: "API_TOKENS".into(),
+            message: format!(
+                "HOST={} can be reached from the network, so every route would be open to anyone; set API_TOKENS (or API_TOKENS_FILE), or ALLOW_ANONYMOUS=true if an authenticating proxy is in front",
+                self.host
+            ),
         })
     }
 
@@ -529,18 +541,20 @@ mod tests {
 
     #[test]
     fn the_network_needs_a_token_or_a_word_from_the_operator() {
-        let e = Config::from_map(&map(&[("HOST", "0.0.0.0")])).unwrap_err();
+        let open = Config::from_map(&map(&[("HOST", "0.0.0.0")])).unwrap();
+        let e = open.check_exposure().unwrap_err();
         assert_eq!(e.variable, "API_TOKENS");
         assert!(e.to_string().contains("ALLOW_ANONYMOUS"));
-        assert!(
-            Config::from_map(&map(&[("HOST", "0.0.0.0"), ("ALLOW_ANONYMOUS", "true")])).is_ok()
-        );
+        let behind_proxy =
+            Config::from_map(&map(&[("HOST", "0.0.0.0"), ("ALLOW_ANONYMOUS", "true")])).unwrap();
+        assert!(behind_proxy.check_exposure().is_ok());
         let c = Config::from_map(&map(&[
             ("HOST", "::"),
             ("API_TOKENS", "aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb"),
         ]))
         .unwrap();
         assert_eq!(c.api_tokens.len(), 2);
+        assert!(c.check_exposure().is_ok());
         assert!(!format!("{c:?}").contains("aaaa"));
         let e = Config::from_map(&map(&[("API_TOKENS", "short")])).unwrap_err();
         assert_eq!(e.variable, "API_TOKENS");
@@ -582,6 +596,19 @@ mod tests {
         );
         let e = Config::from_map(&map(&[("API_TOKENS_FILE", "/nonexistent/tokens")])).unwrap_err();
         assert_eq!(e.variable, "API_TOKENS_FILE");
+    }
+
+    #[test]
+    fn api_token_is_a_secret() {
+        assert!(
+            Config::from_map(&HashMap::new())
+                .unwrap()
+                .api_token
+                .is_none()
+        );
+        let c = Config::from_map(&map(&[("API_TOKEN", " tok-123 ")])).unwrap();
+        assert_eq!(c.api_token.as_ref().map(Secret::expose), Some("tok-123"));
+        assert!(!format!("{c:?}").contains("tok-123"));
     }
 
     #[test]

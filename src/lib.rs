@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod app;
+pub mod ask;
 pub mod chat;
 pub mod clock;
 pub mod config;

@@ -18,6 +18,10 @@ COMMANDS:
              (for Claude Desktop, Claude Code and IDEs)
     health   Ask the running service on HOST:PORT for /health; exit 0 if it
              answers 200 (the Docker HEALTHCHECK, no curl needed)
+    ask \"QUESTION\" [--repo NAME] [--url URL] [--timeout SECS]
+             Ask the running service (default: HOST:PORT) a question: the
+             answer streams to stdout, tool calls to stderr; exit 0 when it
+             is done, 1 on an error (API_TOKEN: the access token to send)
 
 OPTIONS:
     -h, --help       Print this help
@@ -29,6 +33,7 @@ directory (the environment wins); see README.md or .env.example.
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut ask = None;
     let command = match args
         .iter()
         .map(String::as_str)
@@ -38,6 +43,16 @@ fn main() -> ExitCode {
         [] | ["serve"] => "serve",
         ["mcp"] => "mcp",
         ["health"] => "health",
+        ["ask", rest @ ..] => match knowledge_vault::ask::parse_args(rest) {
+            Ok(a) => {
+                ask = Some(a);
+                "ask"
+            }
+            Err(e) => {
+                eprintln!("knowledge-vault: {e}");
+                return ExitCode::from(2);
+            }
+        },
         ["-h"] | ["--help"] | ["help"] => {
             print!("{HELP}");
             return ExitCode::SUCCESS;
@@ -60,6 +75,15 @@ fn main() -> ExitCode {
     };
     if command == "health" {
         return health_check(&config);
+    }
+    if let Some(ask) = &ask {
+        return ExitCode::from(knowledge_vault::ask::run(ask, &config));
+    }
+    if command == "serve"
+        && let Err(e) = config.check_exposure()
+    {
+        eprintln!("knowledge-vault: {e}");
+        return ExitCode::from(2);
     }
     init_logging(config.log_level);
     match command {
@@ -205,17 +229,7 @@ fn serve_mcp_stdio(mut config: Config) -> ExitCode {
 }
 
 fn health_check(config: &Config) -> ExitCode {
-    let host = if config.host.is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        config.host.to_string()
-    };
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
-    let url = format!("http://{host}:{}/health", config.port);
+    let url = format!("{}/health", knowledge_vault::ask::service_url(config));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .proxy(None)
         .http_status_as_error(false)

@@ -548,7 +548,7 @@ fn message_reply(message: &Value, session_id: Option<&str>, sse: bool) -> McpHtt
 }
 
 /// The host name of a `Host` header value (`[::1]:3001` → `::1`).
-fn host_name(host: &str) -> &str {
+pub(crate) fn host_name(host: &str) -> &str {
     let host = host.trim();
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);

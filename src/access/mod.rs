@@ -117,6 +117,20 @@ impl Access {
     }
 }
 
+/// Whether a browser request's `Origin` is this service's own (the built-in
+/// page): `http(s)://` followed by exactly the request's `Host`. Sound only
+/// behind [`Access::host_allowed`]: a DNS-rebinding page sends its own name
+/// as both, and that name is refused there.
+pub fn same_origin(origin: &str, host: Option<&str>) -> bool {
+    let Some(host) = host.map(str::trim).filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|o| o.eq_ignore_ascii_case(host))
+}
+
 fn owner_name(digest: &[u8; 32]) -> String {
     format!("token:{}", sha256::hex(&digest[..6]))
 }
@@ -269,6 +283,16 @@ mod tests {
         let p = open.admit(None, None, "127.0.0.1".parse().ok()).unwrap();
         assert_eq!(p.owner, None);
         assert_eq!(p.client, "127.0.0.1");
+    }
+
+    #[test]
+    fn the_page_is_its_own_origin() {
+        let host = Some("127.0.0.1:3001");
+        assert!(same_origin("http://127.0.0.1:3001", host));
+        assert!(same_origin("https://Vault.example", Some("vault.example")));
+        assert!(!same_origin("http://127.0.0.1:9999", host));
+        assert!(!same_origin("http://127.0.0.1:3001", None));
+        assert!(!same_origin("null", host));
     }
 
     #[test]

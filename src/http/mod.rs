@@ -7,6 +7,7 @@
 //! on the same listening socket and the workers move over; the process
 //! neither exits nor spins.
 
+mod page;
 mod routes;
 pub(crate) use routes::refuse;
 mod shape;

@@ -137,7 +137,10 @@ fn gate(
             ),
         ));
     }
-    let public = *rq.method() == Method::Options || matches!(segments, ["health"]);
+    // The page must load without a token: it is what asks for one.
+    let public = *rq.method() == Method::Options
+        || matches!(segments, ["health"])
+        || super::page::serves(segments);
     let query_token = is_upgrade
         .then(|| crate::access::query_value(rq.url(), "access_token"))
         .flatten();
@@ -203,6 +206,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         ["api", "conversations", _, "messages"] => Some("GET"),
         ["ws", "chat", _] => Some("GET"),
         ["mcp"] => Some("GET, POST, DELETE"),
+        s if super::page::serves(s) => Some("GET"),
         _ => None,
     }
 }
@@ -315,6 +319,15 @@ fn route(
         },
         ["mcp"] => mcp(app, rq, body),
         ["ws", "chat", _] => Reply::detail(400, "expected a WebSocket upgrade request"),
+        s if super::page::serves(s) => {
+            let p = super::page::get(s, header(rq, "If-None-Match"));
+            Reply {
+                status: p.status,
+                body: p.body.to_vec(),
+                content_type: p.content_type,
+                headers: p.headers,
+            }
+        }
         _ => Reply::detail(404, "not found"),
     }
 }
@@ -323,7 +336,8 @@ fn mcp(app: &App, rq: &Request, body: &[u8]) -> Reply {
     let reply = app.mcp_server.handle_http(&McpHttpRequest {
         method: rq.method().as_str(),
         host: header(rq, "Host"),
-        origin: header(rq, "Origin"),
+        // The built-in page's own requests are not cross-origin.
+        origin: header(rq, "Origin").filter(|o| !crate::access::same_origin(o, header(rq, "Host"))),
         accept: header(rq, "Accept"),
         content_type: header(rq, "Content-Type"),
         session_id: header(rq, "Mcp-Session-Id"),

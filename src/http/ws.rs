@@ -53,6 +53,7 @@ fn ws_config() -> WebSocketConfig {
 pub fn upgrade(app: &Arc<App>, rq: Request, conversation_id: String, caller: Principal) -> u16 {
     if let Some(origin) = header(&rq, "Origin")
         && !app.config.origin_allowed(origin)
+        && !crate::access::same_origin(origin, header(&rq, "Host"))
     {
         return refuse(app, rq, 403, "origin not allowed");
     }

@@ -8,6 +8,8 @@
 mod support;
 
 mod access;
+mod ask;
+mod browser;
 mod builtin;
 mod chat_limits;
 mod claude;
@@ -18,6 +20,7 @@ mod http;
 mod journal;
 mod mcp_client;
 mod mcp_server;
+mod page;
 mod service_mcp;
 mod shutdown;
 mod ws;

@@ -165,9 +165,14 @@ struct ConnState {
     reply_done: bool,
 }
 
+/// Chooses the reply to a request (see [`FakeClaude::start_with`]).
+pub type Responder = Box<dyn Fn(&Recorded) -> Reply + Send + Sync>;
+
 #[derive(Default)]
 struct Shared {
     script: Mutex<VecDeque<Reply>>,
+    /// When set, replies come from here instead of `script`.
+    responder: Option<Responder>,
     requests: Mutex<Vec<Recorded>>,
     conns: Mutex<Vec<ConnState>>,
     changed: Condvar,
@@ -184,10 +189,15 @@ impl FakeClaude {
     /// Listens on 127.0.0.1:0 and serves `replies` in order, one per request.
     /// A request beyond the script gets a 500 saying so.
     pub fn start(replies: Vec<Reply>) -> FakeClaude {
+        let shared = Shared::default();
+        shared.script.lock().unwrap().extend(replies);
+        FakeClaude::start_shared(shared)
+    }
+
+    fn start_shared(shared: Shared) -> FakeClaude {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared::default());
-        shared.script.lock().unwrap().extend(replies);
+        let shared = Arc::new(shared);
         let s = shared.clone();
         let acceptor = thread::spawn(move || {
             for conn in listener.incoming() {
@@ -204,6 +214,18 @@ impl FakeClaude {
             shared,
             acceptor: Some(acceptor),
         }
+    }
+
+    /// Listens on 127.0.0.1:0 and answers each request with `responder`'s
+    /// reply for it (for tests whose requests come in no fixed order, such as
+    /// a browser's).
+    pub fn start_with(
+        responder: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> FakeClaude {
+        FakeClaude::start_shared(Shared {
+            responder: Some(Box::new(responder)),
+            ..Shared::default()
+        })
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash), for ANTHROPIC_BASE_URL.
@@ -262,6 +284,7 @@ fn serve(conn: TcpStream, shared: &Arc<Shared>) {
     let Some(request) = read_request(&conn) else {
         return;
     };
+    let chosen = shared.responder.as_ref().map(|respond| respond(&request));
     let index = {
         let mut requests = shared.requests.lock().unwrap();
         requests.push(request);
@@ -269,12 +292,16 @@ fn serve(conn: TcpStream, shared: &Arc<Shared>) {
         shared.changed.notify_all();
         requests.len() - 1
     };
-    let reply = shared
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| Reply::error(500, "api_error", "fake Claude: no scripted reply left"));
+    let reply = chosen.unwrap_or_else(|| {
+        shared
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| {
+                Reply::error(500, "api_error", "fake Claude: no scripted reply left")
+            })
+    });
 
     // The client sends nothing after its request, so any read result means
     // the connection closed: by the client if the reply was not done yet.
