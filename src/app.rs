@@ -8,7 +8,7 @@ use crate::conversations::Conversations;
 use crate::docs::DocsProvider;
 use crate::mcp_server::McpServer;
 use crate::tools::ToolProvider;
-use crate::tools::mcp_client::McpClient;
+use crate::tools::mcp::McpClient;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

@@ -6,7 +6,7 @@
 use crate::support;
 
 use knowledge_vault::config::McpTransport;
-use knowledge_vault::tools::mcp_client::{McpClient, MonitorIntervals};
+use knowledge_vault::tools::mcp::{McpClient, MonitorIntervals};
 use knowledge_vault::tools::{Status, ToolError, ToolProvider, documentation_tools};
 use serde_json::{Value, json};
 use std::net::TcpListener;
@@ -563,7 +563,7 @@ fn credentials_are_asked_for_and_never_shown() {
         "{details}"
     );
     assert!(
-        details.contains(&format!("http://{}/mcp", fake.addr)),
+        details.contains(&format!("\"http://{}/mcp\"", fake.addr)),
         "{details}"
     );
     // The credentials went to the server as Basic auth.

@@ -6,8 +6,8 @@
 use crate::support;
 
 use knowledge_vault::config::McpTransport;
-use knowledge_vault::mcp_server::{McpHttpReply, McpHttpRequest, McpServer};
-use knowledge_vault::tools::mcp_client::{McpClient, MonitorIntervals};
+use knowledge_vault::mcp_server::{HTTP_METHODS, McpHttpReply, McpHttpRequest, McpServer};
+use knowledge_vault::tools::mcp::{McpClient, MonitorIntervals};
 use knowledge_vault::tools::{
     Status, ToolError, ToolProvider, ToolSpec, check_relative_path, documentation_tools,
 };
@@ -513,7 +513,13 @@ fn bad_messages_get_json_rpc_errors() {
         },
     );
     assert_eq!(get.status, 405);
-    assert!(header(&get, "Allow").unwrap().contains("POST"));
+    assert_eq!(header(&get, "Allow"), Some(HTTP_METHODS));
+    assert!(
+        body(&get)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no GET stream")
+    );
 
     let html = send(
         &s,

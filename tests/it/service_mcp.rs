@@ -1,13 +1,16 @@
 //! The REST endpoints when the tools come from an external MCP server, as a
 //! user would run it: against our own binary as a real MCP server (Streamable
-//! HTTP), against a simple-HTTP tool server, and with a server that is down
-//! at start, comes up, and goes away again.
+//! HTTP), against a simple-HTTP tool server, with a server that is down at
+//! start, comes up, and goes away again, and with a key in the server's URL
+//! that must never be shown.
 
 use crate::support::fake_tools;
 use crate::support::kv;
+use crate::support::mcp_fake;
 
 use fake_tools::FakeTools;
 use kv::{Kv, json};
+use mcp_fake::{Fake, http, wait_for};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -170,4 +173,65 @@ fn claude_configured_but_tools_down_is_degraded() {
     assert_eq!(h["status"], "degraded", "{h}");
     assert_eq!(h["services"]["claude_api"]["status"], "available");
     assert_eq!(h["services"]["mcp_server"]["status"], "disconnected");
+}
+
+/// `MCP_SERVER_URL` with a key in its query string (and a password), a
+/// server that echoes the request target in its error bodies, and the most
+/// verbose log: the key shows nowhere a user or an operator looks.
+#[test]
+fn a_key_in_the_server_url_is_never_shown() {
+    const SECRET: &str = "SECRET-KEY-4711";
+    let echo = Fake::start(|req| {
+        let text = format!("Cannot {} {}", req.method, req.path);
+        http(404, &[("content-type", "text/plain")], text.as_bytes())
+    });
+    let url = format!(
+        "http://kv:pw-{SECRET}@{}/mcp?api_key={SECRET}&tenant=t1",
+        echo.addr
+    );
+    let kv = Kv::start_with_docs(&[("MCP_SERVER_URL", &url), ("LOG_LEVEL", "trace")]);
+    // The echo server saw the key: it was sent, so it could be leaked.
+    assert!(
+        wait_for(Duration::from_secs(15), || echo
+            .requests()
+            .iter()
+            .any(|r| r.path.contains(SECRET)))
+        .is_some()
+    );
+    // Both forms were tried and refused; the reason is recorded.
+    let mut health = String::new();
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            health = kv.get("/health").1;
+            json(&health)["services"]["mcp_server"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("neither an MCP endpoint"))
+        })
+        .is_some(),
+        "{health}"
+    );
+    let shown = format!("http://{}/mcp?api_key=***&tenant=***", echo.addr);
+    assert_eq!(json(&health)["services"]["mcp_server"]["url"], shown);
+    assert!(health.contains("Cannot POST /mcp?api_key=***"), "{health}");
+
+    let (status, body) = kv.get("/api/repos");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(&shown), "{body}");
+
+    assert!(
+        kv.wait_log(
+            &format!("[WARN] MCP server {shown} unavailable"),
+            Duration::from_secs(15)
+        ),
+        "{}",
+        kv.log()
+    );
+    for (what, text) in [
+        ("/health", &health),
+        ("503 body", &body),
+        ("log", &kv.log()),
+    ] {
+        assert!(!text.contains(SECRET), "{what} shows the key: {text}");
+        assert!(!text.contains("pw-"), "{what} shows the password: {text}");
+    }
 }
