@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use support::mcp_fake::*;
 
 const SECOND: Duration = Duration::from_secs(1);
+const MS: Duration = Duration::from_millis(1);
 
 fn fast() -> MonitorIntervals {
     MonitorIntervals {
@@ -780,30 +781,50 @@ fn interop_server_everything_streamable_http() {
     assert!(err.message().contains("no_such_tool"), "{err:?}");
 }
 
-/// A server that accepts connections and never answers: the monitor's
-/// connection attempt hangs until the timeout, and a tool call meanwhile
-/// must fail at once instead of queueing behind it (it would hold an HTTP
-/// worker for the whole timeout).
+/// The first chat right after start-up: the monitor's first connection
+/// attempt is still under way (the server takes its time to answer
+/// `initialize`) when a tool call comes. The call waits for that attempt
+/// and uses its connection, instead of failing at once or starting a second
+/// handshake.
 #[test]
-fn a_call_does_not_wait_behind_a_hanging_connection_attempt() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().flatten() {
-            held.push(s); // never answered
-        }
+fn a_call_waits_for_the_connection_attempt_in_progress() {
+    let server = FakeMcp::start(McpBehaviour {
+        initialize_delay: Duration::from_millis(1500),
+        call: Box::new(|_, _| Ok(text_result("answered"))),
+        ..Default::default()
     });
-    let c = client(&url, McpTransport::StreamableHttp);
-    // Let the monitor start its (hanging) first attempt.
-    std::thread::sleep(Duration::from_millis(300));
+    let c = client(&server.url(), McpTransport::StreamableHttp);
+    assert!(wait_for(5 * SECOND, || server.fake.rpc_count("initialize") == 1).is_some());
+    assert_eq!(c.status(), Status::Disconnected, "the attempt is under way");
+    assert_eq!(c.call("echo", &json!({})).unwrap(), json!("answered"));
+    assert_eq!(server.fake.rpc_count("initialize"), 1, "one handshake");
+    assert_eq!(c.status(), Status::Connected);
+}
+
+/// A server that answers `initialize` slowly and then never answers
+/// `notifications/initialized`: the monitor's attempt lasts about
+/// 3.5 s + MCP_TIMEOUT (4 s). A call made meanwhile waits for it no longer
+/// than MCP_TIMEOUT from its own start, and says why it gave up; it never
+/// holds an HTTP worker for the whole attempt, let alone queues a second one.
+#[test]
+fn a_call_waits_behind_a_hanging_connection_attempt_no_longer_than_mcp_timeout() {
+    let timeout = 4 * SECOND;
+    let server = FakeMcp::start(McpBehaviour {
+        initialize_delay: Duration::from_millis(3500),
+        hang_on_initialized: true,
+        ..Default::default()
+    });
+    let c = McpClient::start_with(&server.url(), McpTransport::StreamableHttp, timeout, fast());
+    assert!(wait_for(5 * SECOND, || server.fake.rpc_count("initialize") == 1).is_some());
     let started = Instant::now();
     let r = c.call("list_repositories", &json!({}));
-    assert!(matches!(r, Err(ToolError::Unavailable(_))), "{r:?}");
-    assert!(
-        started.elapsed() < SECOND,
-        "the call waited {:?}",
-        started.elapsed()
-    );
+    let took = started.elapsed();
+    let Err(ToolError::Unavailable(why)) = r else {
+        panic!("{r:?}");
+    };
+    // Waiting out the attempt would take 7.5 s from its start.
+    assert!(took < timeout + 1500 * MS, "the call waited {took:?}");
+    assert!(why.contains("MCP_TIMEOUT"), "{why}");
+    assert_eq!(server.fake.rpc_count("initialize"), 1, "no second attempt");
     assert_eq!(c.status(), Status::Disconnected);
 }

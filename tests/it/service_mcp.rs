@@ -10,7 +10,7 @@ use crate::support::mcp_fake;
 
 use fake_tools::FakeTools;
 use kv::{Kv, json};
-use mcp_fake::{Fake, http, wait_for};
+use mcp_fake::{Fake, FakeMcp, McpBehaviour, http, wait_for};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -114,6 +114,34 @@ fn rest_through_a_simple_http_tool_server() {
         doc,
         serde_json::json!({"content": "# Plain\nJust text.", "metadata": {"repo": "plain", "path": "README.md", "size": 18}})
     );
+}
+
+/// The first request right after start-up, while the MCP handshake is still
+/// under way (the server takes 3 s to answer `initialize`), waits for it
+/// instead of failing 503.
+#[test]
+fn the_first_request_after_start_up_waits_for_the_handshake() {
+    let server = FakeMcp::start(McpBehaviour {
+        initialize_delay: Duration::from_secs(3),
+        call: Box::new(|_, _| {
+            Ok(
+                serde_json::json!({"content": [{"type": "text", "text": r#"[{"name":"alpha","doc_count":1}]"#}]}),
+            )
+        }),
+        ..Default::default()
+    });
+    let kv = Kv::start_with_docs(&[("MCP_SERVER_URL", &server.url())]);
+    assert!(
+        wait_for(Duration::from_secs(15), || server
+            .fake
+            .rpc_count("initialize")
+            == 1)
+        .is_some()
+    );
+    let (status, body) = kv.get("/api/repos");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)[0]["name"], "alpha");
+    assert_eq!(server.fake.rpc_count("initialize"), 1, "one handshake");
 }
 
 #[test]

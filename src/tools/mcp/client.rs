@@ -7,8 +7,13 @@
 //! was down and notices one that went away, so `/health` and the REST
 //! endpoints follow reality without a restart. [`McpClient::start`] never
 //! touches the network; `status()` only reads an atomic.
+//!
+//! One connection attempt runs at a time. A tool call that finds one under
+//! way waits for its outcome, but never past its own deadline
+//! (`MCP_TIMEOUT` from when the call started), so a server that hangs holds
+//! a caller no longer than one request would; the monitor never waits.
 
-use super::failure::{Failure, unavailable};
+use super::failure::{Failure, secs, unavailable};
 use super::redact::Redactor;
 use super::simple_http::SimpleHttp;
 use super::streamable::{Session, StreamableHttp};
@@ -17,7 +22,7 @@ use crate::tools::{Status, ToolError, ToolProvider, ToolSpec, documentation_tool
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// A call made while disconnected tries to connect at once, but not more
@@ -63,6 +68,8 @@ impl Conn {
 
 struct State {
     conn: Option<Arc<Conn>>,
+    /// A connection attempt is under way (by the monitor or a call).
+    connecting: bool,
     last_error: Option<String>,
     last_failed_attempt: Option<Instant>,
     /// The tool list of one connection; a new connection invalidates it.
@@ -77,9 +84,8 @@ pub struct McpClient {
     streamable: StreamableHttp,
     simple: SimpleHttp,
     state: Mutex<State>,
-    /// Serializes connection attempts (monitor and callers), so one expired
-    /// session leads to one `initialize`, not one per waiting thread.
-    connect_lock: Mutex<()>,
+    /// Signalled when a connection attempt ends, with `connecting` false.
+    attempt_done: Condvar,
     connected: AtomicBool,
     /// Dropping the client drops this sender, which ends the monitor thread.
     _stop: Sender<()>,
@@ -109,11 +115,12 @@ impl McpClient {
             simple: SimpleHttp::new(url, agent, timeout),
             state: Mutex::new(State {
                 conn: None,
+                connecting: false,
                 last_error: None,
                 last_failed_attempt: None,
                 tools: None,
             }),
-            connect_lock: Mutex::new(()),
+            attempt_done: Condvar::new(),
             connected: AtomicBool::new(false),
             _stop: stop_tx,
         });
@@ -142,41 +149,43 @@ impl McpClient {
 
     // ----- connection management -------------------------------------------------
 
-    /// Connects unless someone else did meanwhile. `throttle`: give up at once
-    /// if an attempt failed less than [`RECONNECT_THROTTLE`] ago.
-    /// A tool call (`throttle`) never waits behind another attempt: that one
-    /// may take up to the connect timeout, and the call then fails at once
-    /// instead of holding an HTTP worker. Only the monitor waits its turn.
-    fn connect_now(&self, throttle: bool) -> Result<Arc<Conn>, String> {
-        let _guard = match self.connect_lock.try_lock() {
-            Ok(g) => g,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) if throttle => {
-                let st = self.state();
-                if let Some(c) = &st.conn {
-                    return Ok(c.clone());
+    /// The current connection, or one made (or waited for) before `deadline`.
+    /// `None`: the monitor, which never waits for another attempt and is not
+    /// throttled.
+    fn connect(&self, deadline: Option<Instant>) -> Result<Arc<Conn>, String> {
+        let mut st = self.state();
+        while st.connecting {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match left {
+                None => return Err(self.unavailable("a connection attempt is in progress")),
+                Some(Duration::ZERO) => {
+                    return Err(self.unavailable(&format!(
+                        "a connection attempt is still in progress after {} s (MCP_TIMEOUT)",
+                        secs(self.timeout)
+                    )));
                 }
-                let why = st
-                    .last_error
-                    .as_deref()
-                    .unwrap_or("a connection attempt is in progress");
-                return Err(self.unavailable(why));
-            }
-            Err(std::sync::TryLockError::WouldBlock) => crate::sync::lock(&self.connect_lock),
-        };
-        {
-            let st = self.state();
-            if let Some(c) = &st.conn {
-                return Ok(c.clone());
-            }
-            if throttle
-                && st
-                    .last_failed_attempt
-                    .is_some_and(|t| t.elapsed() < RECONNECT_THROTTLE)
-            {
-                return Err(self.unavailable(st.last_error.as_deref().unwrap_or_default()));
+                Some(left) => {
+                    st = match self.attempt_done.wait_timeout(st, left) {
+                        Ok((g, _)) => g,
+                        Err(p) => p.into_inner().0,
+                    };
+                }
             }
         }
+        if let Some(c) = &st.conn {
+            return Ok(c.clone());
+        }
+        // Also what a call that waited for a failed attempt gets: its error.
+        if deadline.is_some()
+            && st
+                .last_failed_attempt
+                .is_some_and(|t| t.elapsed() < RECONNECT_THROTTLE)
+        {
+            return Err(self.unavailable(st.last_error.as_deref().unwrap_or_default()));
+        }
+        st.connecting = true;
+        drop(st);
+        let _attempt = Attempt(self);
         self.attempt()
     }
 
@@ -260,11 +269,12 @@ impl McpClient {
     /// Runs `op` on a connection; an expired session or a lost connection is
     /// renewed once and `op` retried.
     fn with_conn<T>(&self, op: impl Fn(&Conn) -> Result<T, Failure>) -> Result<T, ToolError> {
+        let deadline = Instant::now() + self.timeout;
         let mut retried = false;
         loop {
             let conn = self
                 .current()
-                .map_or_else(|| self.connect_now(true), Ok)
+                .map_or_else(|| self.connect(Some(deadline)), Ok)
                 .map_err(ToolError::Unavailable)?;
             match op(&conn) {
                 Ok(v) => return Ok(v),
@@ -283,7 +293,7 @@ impl McpClient {
     /// One monitor tick: connect if disconnected, else check liveness.
     fn check(&self) {
         let Some(conn) = self.current() else {
-            let _ = self.connect_now(false);
+            let _ = self.connect(None);
             return;
         };
         let probe = self.timeout.min(PROBE_TIMEOUT);
@@ -295,10 +305,21 @@ impl McpClient {
             Ok(()) => {}
             Err(f @ Failure::SessionExpired(_)) => {
                 self.forget(&conn, &f);
-                let _ = self.connect_now(false);
+                let _ = self.connect(None);
             }
             Err(f) => self.forget(&conn, &f),
         }
+    }
+}
+
+/// Marks the attempt in progress as ended, however it ends (even by a
+/// panic), and wakes the calls waiting for it.
+struct Attempt<'a>(&'a McpClient);
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.0.state().connecting = false;
+        self.0.attempt_done.notify_all();
     }
 }
 

@@ -43,13 +43,18 @@ impl Req {
 pub enum Reply {
     /// Exactly these bytes (status line, headers, body).
     Raw(Vec<u8>),
-    /// Wait, then reply.
+    /// Wait, then reply (a stop of the server ends the wait).
     After(Duration, Box<Reply>),
     /// Close the connection without a word.
     Close,
 }
 
 type Handler = dyn Fn(&Req) -> Reply + Send + Sync;
+
+/// Never answers (until the server stops).
+pub fn hang() -> Reply {
+    Reply::After(Duration::from_secs(3600), Box::new(Reply::Close))
+}
 
 pub struct Fake {
     pub addr: SocketAddr,
@@ -291,6 +296,10 @@ pub struct McpBehaviour {
     pub unknown_session_status: u16,
     /// `tools/call` → the `CallToolResult`, or a whole reply to send instead.
     pub call: Box<CallFn>,
+    /// How long `initialize` takes to answer.
+    pub initialize_delay: Duration,
+    /// `notifications/initialized` is never answered.
+    pub hang_on_initialized: bool,
 }
 
 impl Default for McpBehaviour {
@@ -303,6 +312,8 @@ impl Default for McpBehaviour {
             call: Box::new(|name, args| {
                 Ok(json!({"content": [{"type": "text", "text": format!("{name}: {args}")}]}))
             }),
+            initialize_delay: Duration::ZERO,
+            hang_on_initialized: false,
         }
     }
 }
@@ -378,7 +389,12 @@ fn mcp_handle(st: &McpState, req: &Req) -> Reply {
         let result = json!({"protocolVersion": version,
             "capabilities": {"tools": {"listChanged": true}},
             "serverInfo": {"name": "fake-mcp", "version": "9.9.9"}});
-        return answer(b, &rpc_ok(&id, result), &sid);
+        let reply = answer(b, &rpc_ok(&id, result), &sid);
+        return if b.initialize_delay.is_zero() {
+            reply
+        } else {
+            Reply::After(b.initialize_delay, Box::new(reply))
+        };
     }
     let sid = req.header("mcp-session-id").unwrap_or("").to_string();
     if !st.sessions.lock().unwrap().contains(&sid) {
@@ -396,6 +412,9 @@ fn mcp_handle(st: &McpState, req: &Req) -> Reply {
         };
     }
     if id.is_null() {
+        if b.hang_on_initialized && method == "notifications/initialized" {
+            return hang();
+        }
         return chunked(202, &[], &[]);
     }
     let result = match method {
