@@ -585,6 +585,9 @@ fn simple_server() -> Fake {
                 "list_repositories" => {
                     json_reply(200, &json!({"result": [{"name": "alpha", "doc_count": 2}]}))
                 }
+                "get_documentation" if body["arguments"]["repo"] == "gone" => {
+                    json_reply(200, &json!({"result": null}))
+                }
                 "get_documentation" => {
                     json_reply(200, &json!({"error": "Repository not found: nope"}))
                 }
@@ -637,6 +640,18 @@ fn simple_http_form_is_detected_and_used() {
     assert_eq!(
         c.call("get_documentation", &json!({})),
         Err(ToolError::NotFound("Repository not found: nope".into()))
+    );
+    // The earlier deployments' "not found": a null result.
+    let err = c
+        .call(
+            "get_documentation",
+            &json!({"repo": "gone", "path": "a.md"}),
+        )
+        .unwrap_err();
+    assert!(matches!(err, ToolError::NotFound(_)), "{err:?}");
+    assert!(
+        err.message().contains("get_documentation") && err.message().contains("gone"),
+        "{err}"
     );
     assert_eq!(
         c.call("search_documentation", &json!({"query": "q"})),

@@ -91,9 +91,20 @@ fn rest_through_a_simple_http_tool_server() {
     assert_eq!(tree[1]["path"], "docs/a b.md");
     let doc = json(&kv.get("/api/repos/alpha/files/docs/a%20b.md").1);
     assert_eq!(doc["metadata"]["path"], "docs/a b.md");
-    assert_eq!(kv.get("/api/repos/alpha/files/zzz.md").0, 404);
+    // Not found, as the earlier deployments said it (`{"result": null}`), and
+    // as other servers do (an error body): 404 either way.
+    let (status, body) = kv.get("/api/repos/alpha/files/zzz.md");
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        json(&body)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not found"),
+        "{body}"
+    );
+    assert_eq!(kv.get("/api/repos/beta/files/zzz.md").0, 404);
     assert_eq!(kv.get("/api/repos/gamma/tree").0, 404);
-    assert_eq!(tools.count("get_documentation"), 2);
+    assert_eq!(tools.count("get_documentation"), 3);
 
     // A tool that fails on the server: 500 with the server's message.
     let (status, body) = kv.get("/api/repos/broken/tree");

@@ -25,6 +25,8 @@ pub(super) enum Failure {
     Auth(String),
     /// The tool ran and failed (`isError`, simple-form `error`/`detail`).
     Remote(String),
+    /// The tool ran and found nothing (the simple form's `{"result": null}`).
+    NotFound(String),
     /// A JSON-RPC `error` object.
     Rpc(String),
     /// An answer we cannot use: garbage, 5xx, wrong id, unknown version.
@@ -40,6 +42,7 @@ impl Failure {
             | Failure::NotMcp(m)
             | Failure::Auth(m)
             | Failure::Remote(m)
+            | Failure::NotFound(m)
             | Failure::Rpc(m)
             | Failure::Protocol(m) => m,
         }
@@ -61,6 +64,7 @@ impl Failure {
         let m = self.reason(redactor);
         match self {
             Failure::Remote(_) => ToolError::from_remote_message(m),
+            Failure::NotFound(_) => ToolError::NotFound(m),
             Failure::Rpc(_) | Failure::Protocol(_) => ToolError::Failed(m),
             Failure::Auth(_) | Failure::Unreachable(_) | Failure::NotMcp(_) => {
                 ToolError::Unavailable(unavailable(redactor, &m))

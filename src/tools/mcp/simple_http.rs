@@ -1,7 +1,8 @@
 //! The simple HTTP tool API of earlier deployments: `GET {url}/health` says
 //! whether the server is up, `POST {url}/tools/execute` with
-//! `{"name", "arguments"}` is answered by `{"result": ...}` (or an
-//! `{"error": ...}` / `{"detail": ...}` body).
+//! `{"name", "arguments"}` is answered by `{"result": ...}` (`null` when the
+//! repository or document does not exist), or by an `{"error": ...}` /
+//! `{"detail": ...}` body.
 //!
 //! Only the wire format lives here; connection state, retries and the
 //! mapping to [`crate::tools::ToolError`] belong to [`super::client`] and
@@ -30,12 +31,20 @@ struct Execute<'a> {
     arguments: &'a Value,
 }
 
-/// Every field optional: which one is present decides the outcome.
+/// Every field optional: which one is present decides the outcome. A
+/// `result` that is present but `null` is `Some(Value::Null)`, told apart
+/// from a missing one.
 #[derive(Deserialize)]
 struct Answer {
+    #[serde(default, deserialize_with = "present")]
     result: Option<Value>,
     error: Option<Value>,
     detail: Option<Value>,
+}
+
+/// A field that is present, even as `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 impl SimpleHttp {
@@ -86,7 +95,8 @@ impl SimpleHttp {
         }
     }
 
-    /// Runs one tool. The result is the `result` field as the server sent it.
+    /// Runs one tool. The result is the `result` field as the server sent it;
+    /// a `null` result is [`Failure::NotFound`].
     pub(super) fn execute(&self, name: &str, arguments: &Value) -> Result<Value, Failure> {
         let body = serde_json::to_vec(&Execute { name, arguments })
             .map_err(|e| Failure::Protocol(format!("cannot encode the arguments: {e}")))?;
@@ -115,6 +125,10 @@ impl SimpleHttp {
             return Err(Failure::Remote(message_text(message)));
         }
         match (status, answer.result) {
+            (200..=299, Some(Value::Null)) => Err(Failure::NotFound(format!(
+                "{name}: not found (the tool server answered {{\"result\": null}} for {})",
+                snippet(arguments.to_string().as_bytes())
+            ))),
             (200..=299, Some(result)) => Ok(result),
             (200..=299, None) => Err(Failure::Protocol(format!(
                 "POST /tools/execute answered without a \"result\" field: {}",
@@ -157,6 +171,14 @@ mod tests {
             message_text(json!([{"msg": "field required"}])),
             r#"[{"msg":"field required"}]"#
         );
+    }
+
+    #[test]
+    fn a_null_result_is_told_apart_from_a_missing_one() {
+        let parse = |body: &str| serde_json::from_str::<Answer>(body).unwrap().result;
+        assert_eq!(parse(r#"{"result": null}"#), Some(Value::Null));
+        assert_eq!(parse(r#"{"result": [1]}"#), Some(json!([1])));
+        assert_eq!(parse(r#"{"detail": "x"}"#), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A fake tool server in the simple HTTP form of earlier deployments
-//! (`GET /health`, `POST /tools/execute` → `{"result": ...}`), counting the
-//! calls it answers. Written with tiny_http.
+//! (`GET /health`, `POST /tools/execute` → `{"result": ...}`, `null` for a
+//! document that does not exist), counting the calls it answers. Written
+//! with tiny_http.
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
@@ -122,6 +123,8 @@ fn answer(name: &str, args: &Value) -> (u16, Value) {
                     json!({"result": {"content": content, "metadata": {"repo": "alpha", "path": p, "size": content.len()}}}),
                 )
             }
+            // What the earlier deployments answered for a missing document.
+            (Some("alpha"), _) => (200, json!({"result": null})),
             _ => (404, json!({"detail": "Document not found"})),
         },
         "search_documentation" => (
