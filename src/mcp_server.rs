@@ -149,9 +149,13 @@ impl McpServer {
         self
     }
 
-    /// Number of live sessions (for tests and `/health`).
+    /// Number of sessions that have not idled out. Does not refresh them.
     pub fn session_count(&self) -> usize {
-        self.sessions().len()
+        let idle = self.session_idle;
+        self.sessions()
+            .values()
+            .filter(|s| s.last_used.elapsed() < idle)
+            .count()
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {

@@ -1,7 +1,8 @@
-//! The MCP client against fake servers that speak the exact wire format of
-//! real ones (see shared/research/mcp-transcripts.md), one per transport
-//! form, plus (ignored by default, run by CI with `-- --ignored interop`) the
-//! real `@modelcontextprotocol/server-everything`.
+//! The MCP client (`tools::mcp`) against byte-exact fake servers
+//! (`support/mcp_fake.rs`): both transport forms, sessions, timeouts,
+//! garbage, credentials, a server that is down, hangs or comes and goes;
+//! plus (ignored by default, run with `-- --ignored interop`, see
+//! `scripts/test`) the real `@modelcontextprotocol/server-everything`.
 
 use crate::support;
 
@@ -75,7 +76,12 @@ fn json_replies_handshake_headers_pagination_and_call() {
     );
 
     let reqs = server.fake.requests();
-    let methods: Vec<String> = reqs.iter().filter_map(|r| r.rpc_method()).collect();
+    // The monitor's pings may come in between, at any time.
+    let methods: Vec<String> = reqs
+        .iter()
+        .filter_map(|r| r.rpc_method())
+        .filter(|m| m != "ping")
+        .collect();
     assert_eq!(
         &methods[..5],
         [
@@ -261,7 +267,8 @@ fn a_reply_slower_than_the_timeout_fails_in_time() {
     let start = Instant::now();
     let err = c.call("echo", &json!({})).unwrap_err();
     let took = start.elapsed();
-    assert!(took >= SECOND && took < 2 * SECOND, "took {took:?}");
+    // The reply would come after 4 s.
+    assert!(took >= SECOND && took < 3 * SECOND, "took {took:?}");
     assert!(matches!(err, ToolError::Unavailable(_)), "{err:?}");
     assert!(err.message().contains("did not answer within 1 s"), "{err}");
 }
@@ -293,7 +300,7 @@ fn a_slow_sse_stream_is_bounded_by_the_timeout_too() {
     connected(&c);
     let start = Instant::now();
     let err = c.call("echo", &json!({})).unwrap_err();
-    assert!(start.elapsed() < 2 * SECOND, "took {:?}", start.elapsed());
+    assert!(start.elapsed() < 3 * SECOND, "took {:?}", start.elapsed());
     assert!(err.message().contains("did not answer"), "{err}");
 }
 
@@ -307,9 +314,19 @@ fn a_server_down_at_start_is_used_once_it_comes_up() {
     let start = Instant::now();
     let err = c.call("echo", &json!({})).unwrap_err();
     assert!(matches!(err, ToolError::Unavailable(_)), "{err:?}");
-    assert!(start.elapsed() < SECOND, "a refused connection fails fast");
+    assert!(
+        start.elapsed() < 2 * SECOND,
+        "a refused connection fails fast, not after MCP_TIMEOUT"
+    );
     assert!(c.tools().is_err());
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        wait_for(5 * SECOND, || c.health_details()["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused")))
+        .is_some(),
+        "{}",
+        c.health_details()
+    );
     assert_eq!(c.status(), Status::Disconnected);
 
     let server = FakeMcp::start_on(
@@ -319,8 +336,9 @@ fn a_server_down_at_start_is_used_once_it_comes_up() {
             ..Default::default()
         },
     );
-    let took = wait_for(5 * SECOND, || c.status() == Status::Connected);
-    assert!(took.is_some_and(|t| t < Duration::from_secs(3)), "{took:?}");
+    // The next attempt is due within the 2 s interval; generous under load.
+    let took = wait_for(10 * SECOND, || c.status() == Status::Connected);
+    assert!(took.is_some(), "not connected: {}", c.health_details());
     assert_eq!(c.call("echo", &json!({})).unwrap(), json!("up"));
     assert_eq!(c.health_details()["last_error"], Value::Null);
     drop(server);
@@ -334,8 +352,8 @@ fn a_server_that_goes_away_turns_the_status_disconnected_then_comes_back() {
     connected(&c);
     server.fake.stop();
 
-    let took = wait_for(10 * SECOND, || c.status() == Status::Disconnected);
-    assert!(took.is_some_and(|t| t < Duration::from_secs(7)), "{took:?}");
+    // The next liveness check is due within the 5 s interval.
+    assert!(wait_for(10 * SECOND, || c.status() == Status::Disconnected).is_some());
     let err = c.call("echo", &json!({})).unwrap_err();
     assert!(matches!(err, ToolError::Unavailable(_)), "{err:?}");
     assert!(
@@ -710,21 +728,26 @@ fn neither_form_is_a_clear_error() {
     assert_eq!(err.message().matches("unavailable").count(), 1, "{err}");
 }
 
+/// The monitor holds the client only while it checks: dropping the last
+/// owner frees the client (so nothing is left to ping with) and closes its
+/// connections; the monitor, its stop channel gone, ends.
 #[test]
 fn the_monitor_thread_ends_when_the_client_is_dropped() {
     let server = FakeMcp::start(McpBehaviour::default());
     let c = client(&server.url(), McpTransport::StreamableHttp);
     connected(&c);
     assert!(wait_for(5 * SECOND, || server.fake.rpc_count("ping") >= 2).is_some());
+    let weak = Arc::downgrade(&c);
     drop(c);
-    std::thread::sleep(Duration::from_millis(300));
-    let pings = server.fake.rpc_count("ping");
-    std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(
-        server.fake.rpc_count("ping"),
-        pings,
-        "pings after the client was dropped"
+    assert!(
+        wait_for(5 * SECOND, || weak.strong_count() == 0).is_some(),
+        "the monitor keeps the client alive"
     );
+    assert!(
+        wait_for(5 * SECOND, || server.fake.connections_open() == 0).is_some(),
+        "the client's connections stay open after it was dropped"
+    );
+    // With the client gone, the monitor has nothing to ping with.
 }
 
 // ----- interop with the real server-everything (npm) ------------------------------

@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How long the `slow` repository's documents take to read.
@@ -16,6 +17,7 @@ pub struct FakeTools {
     pub url: String,
     calls: Arc<Mutex<Vec<(String, Value)>>>,
     stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl FakeTools {
@@ -31,7 +33,7 @@ impl FakeTools {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (calls2, stop2) = (calls.clone(), stop.clone());
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 let Ok(Some(mut rq)) = server.recv_timeout(Duration::from_millis(100)) else {
                     continue;
@@ -61,6 +63,7 @@ impl FakeTools {
             url: format!("http://127.0.0.1:{port}"),
             calls,
             stop,
+            thread: Some(thread),
         }
     }
 
@@ -75,9 +78,12 @@ impl FakeTools {
 
 impl Drop for FakeTools {
     fn drop(&mut self) {
+        // The server thread sees the flag within one receive timeout; its
+        // end drops the server, which closes the listening socket.
         self.stop.store(true, Ordering::SeqCst);
-        // Let the server thread see the flag and close its socket.
-        std::thread::sleep(Duration::from_millis(250));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Byte-exact fake HTTP servers for the MCP tests: a raw `TcpListener`, one
-//! thread per connection, keep-alive, every request recorded, and a handler
-//! that returns the exact bytes to write (or a delay, or a hang-up).
+//! thread per connection, keep-alive, every request and connection counted,
+//! and a handler that returns the exact bytes to write (or a delay, a hang,
+//! or a hang-up).
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
@@ -60,6 +61,9 @@ pub struct Fake {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<Vec<Req>>>,
+    /// Connections accepted, and those still open.
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
     accept: Option<JoinHandle<()>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -77,16 +81,24 @@ impl Fake {
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
         let conns = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
         let handler: Arc<Handler> = Arc::new(handler);
         let (s, l, c) = (stop.clone(), log.clone(), conns.clone());
+        let (a, o) = (accepted.clone(), open.clone());
         let accept = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
-                let (s2, l2, h2) = (s.clone(), l.clone(), handler.clone());
-                let t = std::thread::spawn(move || serve(stream, s2, l2, h2));
+                let (s2, l2, h2, o2) = (s.clone(), l.clone(), handler.clone(), o.clone());
+                o.fetch_add(1, Ordering::SeqCst);
+                a.fetch_add(1, Ordering::SeqCst);
+                let t = std::thread::spawn(move || {
+                    serve(stream, s2, l2, h2);
+                    o2.fetch_sub(1, Ordering::SeqCst);
+                });
                 c.lock().unwrap().push(t);
             }
         });
@@ -94,6 +106,8 @@ impl Fake {
             addr,
             stop,
             log,
+            accepted,
+            open,
             accept: Some(accept),
             conns,
         }
@@ -105,6 +119,15 @@ impl Fake {
 
     pub fn requests(&self) -> Vec<Req> {
         self.log.lock().unwrap().clone()
+    }
+
+    pub fn connections_accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted and not yet closed (by either side).
+    pub fn connections_open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     pub fn rpc_count(&self, method: &str) -> usize {
