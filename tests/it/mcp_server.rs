@@ -100,7 +100,7 @@ fn our_client_lists_and_calls_every_tool_over_http() {
             disconnected: Duration::from_millis(100),
         },
     );
-    assert!(wait_for(Duration::from_secs(5), || c.status() == Status::Connected).is_some());
+    assert!(wait_for(Duration::from_secs(20), || c.status() == Status::Connected).is_some());
     let details = c.health_details();
     assert_eq!(details["transport"], "streamable-http");
     assert_eq!(details["protocol_version"], "2025-06-18");

@@ -183,7 +183,7 @@ fn tool_server_down_at_start_then_up_then_gone() {
 
     // It comes up: used within a few seconds, no restart.
     let tools = FakeTools::start_on(port);
-    kv.wait_tools("connected", Duration::from_secs(10));
+    kv.wait_tools("connected", Duration::from_secs(20));
     assert_eq!(json(&kv.get("/health").1)["status"], "degraded");
     assert_eq!(kv.get("/api/repos").0, 200);
 
