@@ -12,7 +12,7 @@ use crate::docs::DocsProvider;
 use crate::mcp_server::McpServer;
 use crate::stopping::Registry;
 use crate::tools::ToolProvider;
-use crate::tools::mcp_client::McpClient;
+use crate::tools::mcp::McpClient;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,4 +1,5 @@
-//! Outbound HTTP choices shared by the Claude, MCP and GitHub clients.
+//! Outbound HTTP choices shared by the Claude, MCP and GitHub clients: the
+//! proxy rule, the retry backoff, and how an upstream URL may be shown.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -30,6 +31,39 @@ pub fn jitter() -> f64 {
     (u64::from_le_bytes(word) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// `url` as it may be shown (logs, errors, `/health`): no `user:password@`,
+/// every query value replaced by `***` (names kept: `?api_key=***&x=***`; a
+/// bare item, which may itself be a token, becomes `***`), no `#fragment`.
+/// Works on any string: nothing is parsed beyond the separators.
+pub fn display_url(url: &str) -> String {
+    let url = url.split('#').next().unwrap_or_default();
+    let (before_query, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = before_query.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = before_query.split_at(authority_start);
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    let mut shown = format!("{scheme}{rest}");
+    if let Some(query) = query {
+        shown.push('?');
+        let items: Vec<String> = query
+            .split('&')
+            .map(|item| match item.split_once('=') {
+                Some((name, _)) => format!("{name}=***"),
+                None if item.is_empty() => String::new(),
+                None => "***".to_string(),
+            })
+            .collect();
+        shown.push_str(&items.join("&"));
+    }
+    shown
+}
+
 fn host(base_url: &str) -> Option<String> {
     let uri = base_url.parse::<ureq::http::Uri>().ok()?;
     let host = uri.host()?;
@@ -54,6 +88,26 @@ pub fn host_is_ip(base_url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_urls_carry_no_secret() {
+        for (url, shown) in [
+            ("http://127.0.0.1:8/mcp", "http://127.0.0.1:8/mcp"),
+            ("https://u:p%40ss@host:8/mcp", "https://host:8/mcp"),
+            (
+                "https://u:pw@h/mcp?api_key=SECRET&x=1#frag",
+                "https://h/mcp?api_key=***&x=***",
+            ),
+            ("http://h/?token&a=&&b=c=d", "http://h/?***&a=***&&b=***"),
+            // An `@` in the query is not userinfo; one in the path neither.
+            ("http://h/p@q?x=a@b", "http://h/p@q?x=***"),
+            ("http://h#SECRET", "http://h"),
+            ("not a url?k=SECRET", "not a url?k=***"),
+            ("", ""),
+        ] {
+            assert_eq!(display_url(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn ip_hosts_need_no_lookup() {

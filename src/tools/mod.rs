@@ -3,11 +3,9 @@
 //! The REST routes, the chat turn and the MCP server side only ever see a
 //! [`ToolProvider`]. Behind it sit either the built-in documentation provider
 //! (in-process, no HTTP hop) or an external MCP server reached by
-//! [`mcp_client`]. Nothing above this module knows which one answers.
+//! the [`mcp`] client. Nothing above this module knows which one answers.
 
-pub mod mcp_client;
-mod mcp_wire;
-mod simple_http;
+pub mod mcp;
 
 use serde_json::{Value, json};
 use std::fmt;

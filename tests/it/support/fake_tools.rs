@@ -1,11 +1,13 @@
 //! A fake tool server in the simple HTTP form of earlier deployments
-//! (`GET /health`, `POST /tools/execute` → `{"result": ...}`), counting the
-//! calls it answers. Written with tiny_http.
+//! (`GET /health`, `POST /tools/execute` → `{"result": ...}`, `null` for a
+//! document that does not exist), counting the calls it answers. Written
+//! with tiny_http.
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How long the `slow` repository's documents take to read.
@@ -15,6 +17,7 @@ pub struct FakeTools {
     pub url: String,
     calls: Arc<Mutex<Vec<(String, Value)>>>,
     stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl FakeTools {
@@ -30,7 +33,7 @@ impl FakeTools {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (calls2, stop2) = (calls.clone(), stop.clone());
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 let Ok(Some(mut rq)) = server.recv_timeout(Duration::from_millis(100)) else {
                     continue;
@@ -60,6 +63,7 @@ impl FakeTools {
             url: format!("http://127.0.0.1:{port}"),
             calls,
             stop,
+            thread: Some(thread),
         }
     }
 
@@ -74,9 +78,12 @@ impl FakeTools {
 
 impl Drop for FakeTools {
     fn drop(&mut self) {
+        // The server thread sees the flag within one receive timeout; its
+        // end drops the server, which closes the listening socket.
         self.stop.store(true, Ordering::SeqCst);
-        // Let the server thread see the flag and close its socket.
-        std::thread::sleep(Duration::from_millis(250));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -122,6 +129,8 @@ fn answer(name: &str, args: &Value) -> (u16, Value) {
                     json!({"result": {"content": content, "metadata": {"repo": "alpha", "path": p, "size": content.len()}}}),
                 )
             }
+            // What the earlier deployments answered for a missing document.
+            (Some("alpha"), _) => (200, json!({"result": null})),
             _ => (404, json!({"detail": "Document not found"})),
         },
         "search_documentation" => (

@@ -1,6 +1,7 @@
 //! Byte-exact fake HTTP servers for the MCP tests: a raw `TcpListener`, one
-//! thread per connection, keep-alive, every request recorded, and a handler
-//! that returns the exact bytes to write (or a delay, or a hang-up).
+//! thread per connection, keep-alive, every request and connection counted,
+//! and a handler that returns the exact bytes to write (or a delay, a hang,
+//! or a hang-up).
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
@@ -43,7 +44,7 @@ impl Req {
 pub enum Reply {
     /// Exactly these bytes (status line, headers, body).
     Raw(Vec<u8>),
-    /// Wait, then reply.
+    /// Wait, then reply (a stop of the server ends the wait).
     After(Duration, Box<Reply>),
     /// Close the connection without a word.
     Close,
@@ -51,10 +52,18 @@ pub enum Reply {
 
 type Handler = dyn Fn(&Req) -> Reply + Send + Sync;
 
+/// Never answers (until the server stops).
+pub fn hang() -> Reply {
+    Reply::After(Duration::from_secs(3600), Box::new(Reply::Close))
+}
+
 pub struct Fake {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<Vec<Req>>>,
+    /// Connections accepted, and those still open.
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
     accept: Option<JoinHandle<()>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -72,16 +81,24 @@ impl Fake {
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
         let conns = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
         let handler: Arc<Handler> = Arc::new(handler);
         let (s, l, c) = (stop.clone(), log.clone(), conns.clone());
+        let (a, o) = (accepted.clone(), open.clone());
         let accept = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
-                let (s2, l2, h2) = (s.clone(), l.clone(), handler.clone());
-                let t = std::thread::spawn(move || serve(stream, s2, l2, h2));
+                let (s2, l2, h2, o2) = (s.clone(), l.clone(), handler.clone(), o.clone());
+                o.fetch_add(1, Ordering::SeqCst);
+                a.fetch_add(1, Ordering::SeqCst);
+                let t = std::thread::spawn(move || {
+                    serve(stream, s2, l2, h2);
+                    o2.fetch_sub(1, Ordering::SeqCst);
+                });
                 c.lock().unwrap().push(t);
             }
         });
@@ -89,6 +106,8 @@ impl Fake {
             addr,
             stop,
             log,
+            accepted,
+            open,
             accept: Some(accept),
             conns,
         }
@@ -100,6 +119,15 @@ impl Fake {
 
     pub fn requests(&self) -> Vec<Req> {
         self.log.lock().unwrap().clone()
+    }
+
+    pub fn connections_accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted and not yet closed (by either side).
+    pub fn connections_open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     pub fn rpc_count(&self, method: &str) -> usize {
@@ -291,6 +319,10 @@ pub struct McpBehaviour {
     pub unknown_session_status: u16,
     /// `tools/call` → the `CallToolResult`, or a whole reply to send instead.
     pub call: Box<CallFn>,
+    /// How long `initialize` takes to answer.
+    pub initialize_delay: Duration,
+    /// `notifications/initialized` is never answered.
+    pub hang_on_initialized: bool,
 }
 
 impl Default for McpBehaviour {
@@ -303,6 +335,8 @@ impl Default for McpBehaviour {
             call: Box::new(|name, args| {
                 Ok(json!({"content": [{"type": "text", "text": format!("{name}: {args}")}]}))
             }),
+            initialize_delay: Duration::ZERO,
+            hang_on_initialized: false,
         }
     }
 }
@@ -378,7 +412,12 @@ fn mcp_handle(st: &McpState, req: &Req) -> Reply {
         let result = json!({"protocolVersion": version,
             "capabilities": {"tools": {"listChanged": true}},
             "serverInfo": {"name": "fake-mcp", "version": "9.9.9"}});
-        return answer(b, &rpc_ok(&id, result), &sid);
+        let reply = answer(b, &rpc_ok(&id, result), &sid);
+        return if b.initialize_delay.is_zero() {
+            reply
+        } else {
+            Reply::After(b.initialize_delay, Box::new(reply))
+        };
     }
     let sid = req.header("mcp-session-id").unwrap_or("").to_string();
     if !st.sessions.lock().unwrap().contains(&sid) {
@@ -396,6 +435,9 @@ fn mcp_handle(st: &McpState, req: &Req) -> Reply {
         };
     }
     if id.is_null() {
+        if b.hang_on_initialized && method == "notifications/initialized" {
+            return hang();
+        }
         return chunked(202, &[], &[]);
     }
     let result = match method {

@@ -1,10 +1,11 @@
 //! Reading MCP answers: JSON-RPC replies as JSON bodies or SSE streams,
 //! `tools/list` entries, and `CallToolResult`s turned into the tool's value.
-//! Pure functions over bytes and JSON; the transport is `mcp_client`.
+//! Pure functions over bytes and JSON; the transport is [`super::streamable`].
 
-use super::ToolSpec;
-use super::mcp_client::{Failure, classify, snippet};
+use super::failure::{Failure, classify, snippet};
+use super::protocol::TOOLS_LIST_CHANGED;
 use crate::sse::SseReader;
+use crate::tools::ToolSpec;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -98,8 +99,7 @@ pub(super) fn read_sse_reply(
         if is_response(&message) && id_matches(&message, id) {
             return Ok((message, tools_changed));
         }
-        if message.get("method").and_then(Value::as_str) == Some("notifications/tools/list_changed")
-        {
+        if message.get("method").and_then(Value::as_str) == Some(TOOLS_LIST_CHANGED) {
             tools_changed = true;
         }
     }
