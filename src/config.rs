@@ -202,7 +202,10 @@ impl Config {
                 }
                 Some(v) => Err(err(
                     k,
-                    &format!("expected an http:// or https:// URL, got {v:?}"),
+                    &format!(
+                        "expected an http:// or https:// URL, got {:?}",
+                        crate::net::display_url(v)
+                    ),
                 )),
             }
         };

@@ -123,7 +123,7 @@ fn serve(config: Config) -> ExitCode {
                 log::info!(
                     "tools: built-in documentation provider mirroring GitHub {} via {}",
                     gh.org,
-                    gh.api_url
+                    knowledge_vault::net::display_url(&gh.api_url)
                 );
             }
         }

@@ -20,6 +20,7 @@
 //! and the stateless 2026-07-28 protocol. The protocol's names and versions
 //! are shared with the client in [`crate::tools::mcp::protocol`].
 
+use crate::access::Access;
 use crate::config::Config;
 use crate::tools::ToolProvider;
 use crate::tools::mcp::protocol::{
@@ -74,10 +75,8 @@ struct Session {
 pub struct McpServer {
     provider: Arc<dyn ToolProvider>,
     allowed_origins: Vec<String>,
-    /// Host names a `Host` header may carry; `None` when the service listens
-    /// on all interfaces (the operator chose to expose it; `Origin` checks
-    /// still stop rebinding pages, whose requests carry their own origin).
-    allowed_hosts: Option<Vec<String>>,
+    /// The service's one Host rule (`access`), against DNS rebinding.
+    hosts: Access,
     sessions: Mutex<HashMap<String, Session>>,
     session_idle: Duration,
     max_sessions: usize,
@@ -110,7 +109,9 @@ impl McpServer {
     /// `config` gives the allowed origins (`CORS_ORIGINS`) and the listening
     /// address (for `Host` validation against DNS rebinding).
     pub fn new(provider: Arc<dyn ToolProvider>, config: &Config) -> McpServer {
-        McpServer::with_checks(provider, config.cors_origins.clone(), config.host)
+        let mut server = McpServer::with_checks(provider, config.cors_origins.clone(), config.host);
+        server.hosts = Access::hosts_only(config.host, &config.allowed_hosts);
+        server
     }
 
     /// Like [`McpServer::new`] without a whole [`Config`].
@@ -119,23 +120,13 @@ impl McpServer {
         allowed_origins: Vec<String>,
         listen_host: IpAddr,
     ) -> McpServer {
-        let allowed_hosts = if listen_host.is_unspecified() {
-            None
-        } else {
-            let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "::1"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            hosts.push(listen_host.to_string());
-            Some(hosts)
-        };
         McpServer {
             provider,
             allowed_origins: allowed_origins
                 .into_iter()
                 .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
                 .collect(),
-            allowed_hosts,
+            hosts: Access::hosts_only(listen_host, &[]),
             sessions: Mutex::new(HashMap::new()),
             session_idle: SESSION_IDLE,
             max_sessions: MAX_SESSIONS,
@@ -168,9 +159,7 @@ impl McpServer {
     /// checked first, then POST (JSON-RPC messages) and DELETE (ends a
     /// session); any other method is 405.
     pub fn handle_http(&self, req: &McpHttpRequest<'_>) -> McpHttpReply {
-        if let Some(host) = req.host
-            && !self.host_allowed(host)
-        {
+        if !self.hosts.host_allowed(req.host) {
             return error_reply(421, INVALID_REQUEST, "Invalid Host header");
         }
         if let Some(origin) = req.origin
@@ -320,14 +309,6 @@ impl McpServer {
             headers: vec![],
             body: Vec::new(),
         }
-    }
-
-    fn host_allowed(&self, host: &str) -> bool {
-        let Some(allowed) = &self.allowed_hosts else {
-            return true;
-        };
-        let name = host_name(host);
-        allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
     }
 
     /// The configured CORS origins, and any port on loopback, as the Python
@@ -574,7 +555,7 @@ fn message_reply(message: &Value, session_id: Option<&str>, sse: bool) -> McpHtt
 }
 
 /// The host name of a `Host` header value (`[::1]:3001` → `::1`).
-pub(crate) fn host_name(host: &str) -> &str {
+fn host_name(host: &str) -> &str {
     let host = host.trim();
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);

@@ -5,8 +5,9 @@
 //! - **Host.** Listening on loopback, a request must name a loopback host
 //!   (`localhost`, `*.localhost`, `127.0.0.0/8`, `[::1]`, any port) or one of
 //!   `ALLOWED_HOSTS`: a web page that rebinds its own name to 127.0.0.1 (DNS
-//!   rebinding) gets 421. Listening elsewhere, `ALLOWED_HOSTS` (when set)
-//!   is the list, plus the loopback names for local health checks.
+//!   rebinding) gets 421. Listening on one other address, that address is
+//!   accepted too. Listening on every address (`0.0.0.0`, `::`), any name
+//!   is, unless `ALLOWED_HOSTS` is set (then it and loopback names only).
 //! - **Tokens.** With `API_TOKENS`, every route but a minimal `/health` and
 //!   the page's static files needs `Authorization: Bearer <token>`; the
 //!   WebSocket handshake may carry it as `?access_token=` instead (RFC 6750
@@ -38,10 +39,22 @@ pub struct Denied;
 pub struct Access {
     tokens: Vec<([u8; 32], String)>,
     allowed_hosts: Vec<String>,
-    listening_on_loopback: bool,
+    listen: IpAddr,
 }
 
 impl Access {
+    /// Only the Host rule, for a listener on `listen` (no tokens).
+    pub fn hosts_only(listen: IpAddr, allowed_hosts: &[String]) -> Access {
+        Access {
+            tokens: Vec::new(),
+            allowed_hosts: allowed_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            listen,
+        }
+    }
+
     pub fn from_config(config: &Config) -> Access {
         Access {
             tokens: config
@@ -57,7 +70,7 @@ impl Access {
                 .iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
-            listening_on_loopback: config.host.is_loopback(),
+            listen: config.host,
         }
     }
 
@@ -74,7 +87,11 @@ impl Access {
         if self.allowed_hosts.contains(&name) || is_loopback_name(&name) {
             return true;
         }
-        !self.listening_on_loopback && self.allowed_hosts.is_empty()
+        if self.listen.is_unspecified() {
+            // Every address of the machine: its names are not known here.
+            return self.allowed_hosts.is_empty();
+        }
+        name.parse::<IpAddr>().is_ok_and(|ip| ip == self.listen)
     }
 
     /// Admits a caller by its `Authorization` header value or, on a
@@ -248,6 +265,14 @@ mod tests {
         let a = access(&[("ALLOWED_HOSTS", "docs.example.com, Vault.Example.com")]);
         assert!(a.host_allowed(Some("vault.example.com:443")));
         assert!(!a.host_allowed(Some("other.example.com")));
+    }
+
+    #[test]
+    fn one_address_is_accepted_as_itself() {
+        let a = access(&[("HOST", "192.168.1.5"), ("API_TOKENS", T1)]);
+        assert!(a.host_allowed(Some("192.168.1.5:3001")));
+        assert!(a.host_allowed(Some("localhost")));
+        assert!(!a.host_allowed(Some("evil.example:3001")));
     }
 
     #[test]

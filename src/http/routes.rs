@@ -205,7 +205,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         ["api", "conversations", _] => Some("DELETE"),
         ["api", "conversations", _, "messages"] => Some("GET"),
         ["ws", "chat", _] => Some("GET"),
-        ["mcp"] => Some("GET, POST, DELETE"),
+        ["mcp"] => Some(crate::mcp_server::HTTP_METHODS),
         s if super::page::serves(s) => Some("GET"),
         _ => None,
     }

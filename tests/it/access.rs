@@ -312,3 +312,28 @@ fn the_daily_budget_switches_to_offline_answers_and_says_why() {
     );
     assert_eq!(h["services"]["claude_api"]["mode"], "offline");
 }
+
+#[test]
+fn query_strings_of_configured_urls_never_show() {
+    // An unreachable Claude whose URL carries a secret in its query.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let url = format!("http://127.0.0.1:{port}/proxy?key=QUERYSECRET123");
+    let kv = Kv::start_with_docs(&[
+        ("ANTHROPIC_API_KEY", "sk-ant-x"),
+        ("ANTHROPIC_BASE_URL", &url),
+        ("LOG_LEVEL", "trace"),
+    ]);
+    let mut ws = connect_with(kv.port, "/ws/chat/q", &[]).unwrap();
+    ws.ask("hello");
+    let events = ws.until_done();
+    let error = events
+        .iter()
+        .find(|e| e["type"] == "error")
+        .expect("an error event");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("key=***"), "{message}");
+    let everything = format!("{events:?}{}{}", kv.get("/health").1, kv.log());
+    assert!(!everything.contains("QUERYSECRET123"), "{everything}");
+}

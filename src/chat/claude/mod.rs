@@ -420,7 +420,7 @@ impl ClaudeClient {
     /// or waiting for the status line.
     fn request_failure(&self, e: ureq::Error) -> Failure {
         use ureq::Timeout as T;
-        let base = &self.config.base_url;
+        let base = crate::net::display_url(&self.config.base_url);
         let (message, retry) = match e {
             ureq::Error::Timeout(T::Connect | T::Resolve) => (
                 format!(

@@ -291,7 +291,7 @@ impl GithubSource {
             }
         }
         Err(SourceError::UnknownOwner {
-            api_url: self.config.api_url.clone(),
+            api_url: crate::net::display_url(&self.config.api_url),
             owner: self.config.org.clone(),
         })
     }
