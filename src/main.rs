@@ -127,10 +127,10 @@ fn serve(config: Config) -> ExitCode {
         Ok(addr) => log::info!("listening on http://{addr}"),
         Err(e) => log::warn!("listening (address unknown: {e})"),
     }
-    match knowledge_vault::http::serve(app, listener) {
+    match knowledge_vault::http::serve(app, listener).and_then(|server| server.wait()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("server stopped: {e}");
+            log::error!("the HTTP server stopped, exiting: {e}");
             ExitCode::FAILURE
         }
     }

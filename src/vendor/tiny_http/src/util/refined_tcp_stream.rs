@@ -152,3 +152,20 @@ impl Write for RefinedTcpStream {
         self.stream.flush()
     }
 }
+
+/// PATCH(knowledge-vault): the deadline guard lowers and restores the
+/// socket's timeouts (TLS streams keep theirs).
+impl crate::util::deadline::SocketTimeouts for RefinedTcpStream {
+    fn set_timeout(&self, write: bool, timeout: Option<std::time::Duration>) -> IoResult<()> {
+        match &self.stream {
+            Stream::Http(Connection::Tcp(s)) if write => s.set_write_timeout(timeout),
+            Stream::Http(Connection::Tcp(s)) => s.set_read_timeout(timeout),
+            #[cfg(unix)]
+            Stream::Http(Connection::Unix(s)) if write => s.set_write_timeout(timeout),
+            #[cfg(unix)]
+            Stream::Http(Connection::Unix(s)) => s.set_read_timeout(timeout),
+            #[allow(unreachable_patterns)]
+            _ => Ok(()),
+        }
+    }
+}
