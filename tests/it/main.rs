@@ -10,6 +10,7 @@ mod support;
 mod builtin;
 mod claude;
 mod docs;
+mod front_door;
 mod github;
 mod github_service;
 mod http;
