@@ -100,6 +100,25 @@ fn health_within(kv: &Kv, within: Duration) -> Duration {
     took
 }
 
+/// What the service holds once the connections of earlier requests are
+/// gone (the same reading three times in a row, 100 ms apart).
+fn baseline(kv: &Kv) -> Held {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = kv.held();
+    let mut same = 0;
+    while same < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = kv.held();
+        same = if (now.threads, now.fds) == (last.threads, last.fds) {
+            same + 1
+        } else {
+            0
+        };
+        last = now;
+    }
+    last
+}
+
 /// Waits until the service holds no more threads and descriptors than at
 /// `base`, and at most `rss_slack_kib` more memory.
 fn back_to(kv: &Kv, base: Held, rss_slack_kib: u64) {
@@ -151,7 +170,7 @@ fn refused(kv: &Kv, name: &str, raw: &[u8], status: u16) {
 #[test]
 fn ambiguous_framing_is_refused_and_nothing_behind_it_is_served() {
     let kv = start(&[]);
-    let base = kv.held();
+    let base = baseline(&kv);
     let post = |headers: &str, body: &str| {
         format!("POST /api/conversations HTTP/1.1\r\nHost: x\r\n{headers}\r\n{body}")
     };
@@ -347,7 +366,7 @@ fn ambiguous_framing_is_refused_and_nothing_behind_it_is_served() {
 #[test]
 fn heads_that_break_the_grammar_are_refused() {
     let kv = start(&[]);
-    let base = kv.held();
+    let base = baseline(&kv);
     let get = |rest: &str| format!("GET /health HTTP/1.1\r\n{rest}\r\n");
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(40 * 1024));
     let many = format!(
@@ -515,7 +534,7 @@ fn unsupported_versions_get_505_and_leak_nothing() {
         .arg(format!("ulimit -n 256 && exec {}", kv::BIN));
     let kv = Kv::start_cmd(cmd, dir.path(), ENV);
     assert_eq!(kv.get("/health").0, 200);
-    let base = kv.held();
+    let base = baseline(&kv);
     let preface: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00";
     for i in 0..200 {
         let raw: &[u8] = match i % 3 {
@@ -535,7 +554,7 @@ fn unsupported_versions_get_505_and_leak_nothing() {
 #[test]
 fn a_huge_content_length_is_refused_without_allocating_it() {
     let kv = start(&[]);
-    let base = kv.held();
+    let base = baseline(&kv);
     for path in ["/api/conversations", "/mcp", "/health", "/nope"] {
         let mut s = connect(kv.port);
         let head = format!(
@@ -559,7 +578,7 @@ fn a_huge_content_length_is_refused_without_allocating_it() {
 #[test]
 fn a_slow_head_is_cut_off_at_its_deadline() {
     let kv = start(&[]);
-    let base = kv.held();
+    let base = baseline(&kv);
     // One byte every 300 ms: each read is well within the idle timeout
     // (2 s), the whole head is not.
     let mut s = connect(kv.port);
@@ -623,7 +642,7 @@ fn slow_clients_hold_only_their_own_connection() {
         ("HTTP_BODY_TIMEOUT", "4"),
         ("MAX_CONNECTIONS", "400"),
     ]);
-    let base = kv.held();
+    let base = baseline(&kv);
     // 300 slow heads (half a head, then silence), 8 uploads trickling one
     // byte every 500 ms, 8 `Connection: upgrade` GETs without a body that
     // keep their connection open.
@@ -702,7 +721,7 @@ fn slow_clients_hold_only_their_own_connection() {
 #[test]
 fn head_bytes_and_connections_have_budgets() {
     let kv = start(&[("HTTP_IDLE_TIMEOUT", "10"), ("MAX_HEADER_BYTES", "32768")]);
-    let base = kv.held();
+    let base = baseline(&kv);
     // 64 connections (the limit), each holding a head just under 32 KiB.
     let mut held = Vec::new();
     for i in 0..64 {
@@ -926,7 +945,7 @@ fn parse_responses(mut bytes: &[u8]) -> Result<Vec<u16>, String> {
 #[test]
 fn random_heads_never_break_the_service() {
     let kv = start(&[]);
-    let base = kv.held();
+    let base = baseline(&kv);
     let template: &[u8] = b"POST /api/conversations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nConnection: keep-alive\r\n\r\n{}";
     let alphabet: &[u8] = b"\r\n :\t\0\x7f\xff,;0123456789abcdefHTTP/1.GETchunkedContent-Length";
     let mut rng = XorShift(0x5eed_f00d_cafe_babe);
@@ -970,4 +989,37 @@ fn random_heads_never_break_the_service() {
     assert!(!kv.log().contains("panicked"), "{}", kv.log());
     health_within(&kv, Duration::from_secs(1));
     back_to(&kv, base, 8 * 1024);
+}
+
+#[test]
+fn a_client_that_does_not_read_its_responses_is_dropped() {
+    let dir = TempDir::new("noread");
+    kv::fixture_repo(&dir);
+    dir.write(
+        "docs/big.md",
+        format!("# Big\n\n{}\n", "word ".repeat(100 * 1024)),
+    );
+    let kv = Kv::start(dir.path(), ENV);
+    let repo = json(&kv.get("/api/repos").1)[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/repos/{repo}/files/docs/big.md");
+    assert_eq!(kv.get(&path).0, 200);
+    let base = baseline(&kv);
+    // 100 pipelined requests for 500 KB each, and not one byte read: far
+    // more than the socket buffers hold, so the service's writes block.
+    let mut s = connect(kv.port);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    s.write_all(request.repeat(100).as_bytes()).unwrap();
+    let t0 = Instant::now();
+    // The connection's thread gives up at the write deadline, while the
+    // client still holds its end open.
+    back_to(&kv, base, 8 * 1024);
+    eprintln!("a non-reading client was dropped after {:?}", t0.elapsed());
+    health_within(&kv, Duration::from_secs(1));
+    let r = read_reply(s, Instant::now());
+    assert!(r.closed);
+    assert!(r.text.starts_with("HTTP/1.1 200"), "{:.100}", r.text);
+    assert!(r.responses() < 100, "{}", r.responses());
 }

@@ -1,5 +1,5 @@
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Write};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +17,12 @@ use crate::Request;
 const MAX_HEADERS: usize = 128;
 /// PATCH(knowledge-vault): empty lines tolerated before a request line.
 const MAX_LEADING_EMPTY_LINES: usize = 4;
+
+/// PATCH(knowledge-vault): how long, and how many bytes, a connection closed
+/// by the server while its client may still be sending is read and
+/// discarded after the last response (see `ClientConnection::linger`).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
 
 /// PATCH(knowledge-vault): the reader and writer of a connection, under its
 /// buffers, check the connection's deadlines.
@@ -111,6 +117,32 @@ impl ClientConnection {
     /// true if the connection is HTTPS
     pub fn secure(&self) -> bool {
         self.secure
+    }
+
+    /// PATCH(knowledge-vault): after the last request of a connection the
+    /// server closes itself (a refusal, a body it would not drain), the
+    /// client may still be sending: closing now would answer with a reset,
+    /// which can destroy the response before the client reads it. So the
+    /// write side is shut first (the client sees the end of the response),
+    /// and what the client still sends is read and discarded, within
+    /// `LINGER_TIME` and `LINGER_BYTES` (a fixed 4 KiB buffer).
+    pub(crate) fn linger(&mut self) {
+        if !self.state.is_broken() || self.state.is_upgraded() {
+            return;
+        }
+        self.sink.with_inner(|w| {
+            let _ = w.flush();
+            w.get_mut().get_mut().shutdown_write();
+        });
+        self.state.expire_in(LINGER_TIME);
+        let mut scratch = [0u8; 4096];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match self.next_header_source.read(&mut scratch) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
     }
 
     /// PATCH(knowledge-vault): one line of the head, within `budget`;

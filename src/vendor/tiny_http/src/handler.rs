@@ -210,9 +210,11 @@ fn accept_loop(
             .stack_size(options.stack_size)
             .spawn(move || {
                 let _slot = slot;
-                for rq in client {
+                let mut client = client;
+                while let Some(rq) = client.next() {
                     handler(rq);
                 }
+                client.linger();
             });
         if let Err(e) = spawned {
             log::warn!("cannot start a connection thread (connection closed): {}", e);

@@ -23,6 +23,7 @@ pub struct ConnState {
     /// Set once the connection's framing or transport failed: nothing more
     /// may be read from it as a request.
     broken: AtomicBool,
+    upgraded: AtomicBool,
     head: Option<Duration>,
     transfer: Option<Duration>,
 }
@@ -36,6 +37,7 @@ impl ConnState {
             origin: Instant::now(),
             deadline: AtomicU64::new(NO_DEADLINE),
             broken: AtomicBool::new(false),
+            upgraded: AtomicBool::new(false),
             head,
             transfer,
         }
@@ -64,9 +66,19 @@ impl ConnState {
         self.set(self.transfer);
     }
 
+    /// A deadline `within` from now, whatever the phase.
+    pub fn expire_in(&self, within: Duration) {
+        self.set(Some(within));
+    }
+
     /// The connection was upgraded: its new owner sets its own timeouts.
     pub fn clear(&self) {
+        self.upgraded.store(true, Ordering::Relaxed);
         self.set(None);
+    }
+
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Relaxed)
     }
 
     /// Time left before the deadline (zero once passed), `None` without one.
@@ -107,6 +119,9 @@ pub struct Guarded<S: SocketTimeouts> {
     /// The timeout currently set on the socket for this direction.
     set: Option<Duration>,
     write: bool,
+    /// An operation failed: the next ones fail at once (a writer dropped
+    /// after a timeout must not wait again to flush its buffer).
+    dead: bool,
 }
 
 fn shorter(a: Duration, than: Option<Duration>) -> bool {
@@ -131,11 +146,12 @@ impl<S: SocketTimeouts> Guarded<S> {
             idle,
             set: idle,
             write,
+            dead: false,
         }
     }
 
-    pub fn get_ref(&self) -> &S {
-        &self.inner
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 
     /// Before an operation: fail if the deadline passed, lower the socket's
@@ -168,13 +184,20 @@ impl<S: SocketTimeouts> Guarded<S> {
                 self.set = next;
                 Ok(true)
             }
-            // No deadline: an upgraded connection, whose new owner sets
-            // the socket's timeouts itself.
+            // The deadline passed, or a whole idle timeout of silence.
             _ => Ok(false),
         }
     }
 
     fn run<T>(&mut self, mut op: impl FnMut(&mut S) -> io::Result<T>) -> io::Result<T> {
+        // No deadline: a queue server, or an upgraded connection whose new
+        // owner handles its own timeouts and errors.
+        if self.state.remaining().is_none() {
+            return op(&mut self.inner);
+        }
+        if self.dead {
+            return Err(io::Error::new(ErrorKind::BrokenPipe, "connection failed"));
+        }
         loop {
             let result = self.before().and_then(|()| op(&mut self.inner));
             match result {
@@ -183,11 +206,13 @@ impl<S: SocketTimeouts> Guarded<S> {
                         continue;
                     }
                     self.state.break_off();
+                    self.dead = true;
                     return Err(timed_out());
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.state.break_off();
+                    self.dead = true;
                     return Err(e);
                 }
                 ok => return ok,

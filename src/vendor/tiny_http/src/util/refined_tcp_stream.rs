@@ -123,6 +123,11 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// PATCH(knowledge-vault): sends FIN now (see `ClientConnection::linger`).
+    pub(crate) fn shutdown_write(&mut self) {
+        self.stream.shutdown(Shutdown::Write).ok();
+    }
 }
 
 impl Drop for RefinedTcpStream {
