@@ -999,7 +999,9 @@ fn a_client_that_does_not_read_its_responses_is_dropped() {
         "docs/big.md",
         format!("# Big\n\n{}\n", "word ".repeat(100 * 1024)),
     );
-    let kv = Kv::start(dir.path(), ENV);
+    let mut env = ENV.to_vec();
+    env.push(("LOG_LEVEL", "debug"));
+    let kv = Kv::start(dir.path(), &env);
     let repo = json(&kv.get("/api/repos").1)[0]["name"]
         .as_str()
         .unwrap()
@@ -1015,6 +1017,14 @@ fn a_client_that_does_not_read_its_responses_is_dropped() {
     let t0 = Instant::now();
     // The connection's thread gives up at the write deadline, while the
     // client still holds its end open.
+    assert!(
+        kv.wait_log(
+            "client went away before the response was written",
+            Duration::from_secs(30)
+        ),
+        "{}",
+        kv.log()
+    );
     back_to(&kv, base, 8 * 1024);
     eprintln!("a non-reading client was dropped after {:?}", t0.elapsed());
     health_within(&kv, Duration::from_secs(1));

@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 
 const NO_DEADLINE: u64 = u64::MAX;
 
+/// A deadline this close to the socket's own timeout is left to it: the
+/// head deadline usually equals the idle timeout, and lowering the timeout
+/// for a few microseconds would cost a system call per request.
+const TOLERANCE: Duration = Duration::from_millis(250);
+
 /// The deadlines of one connection, shared by its reader, its writer and
 /// the requests read from it.
 pub struct ConnState {
@@ -161,7 +166,7 @@ impl<S: SocketTimeouts> Guarded<S> {
             if left.is_zero() {
                 return Err(timed_out());
             }
-            if shorter(left, self.set) {
+            if shorter(left + TOLERANCE, self.set) {
                 self.inner.set_timeout(self.write, Some(left))?;
                 self.set = Some(left);
             }
