@@ -65,10 +65,20 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub host: IpAddr,
     pub port: u16,
-    pub http_workers: usize,
-    /// A connection that sends nothing for this long (slow headers, idle
-    /// keep-alive) is closed.
+    /// The HTTP front door (see `http`). A connection that sends nothing for
+    /// this long is closed, and a whole request head (or the wait for the
+    /// next one on a kept-alive connection) must arrive within it.
     pub http_idle_timeout: Duration,
+    /// A whole request body must arrive within this, and a whole response
+    /// be written within it again.
+    pub http_body_timeout: Duration,
+    /// Request line and header fields, in bytes (431 beyond).
+    pub max_header_bytes: usize,
+    /// Open HTTP connections (503 beyond; upgraded WebSockets count in
+    /// `max_ws_sessions` instead).
+    pub max_connections: usize,
+    /// `HTTP_WORKERS` was set: it is no longer used (a warning says so).
+    pub http_workers_set: bool,
     pub max_ws_sessions: usize,
 
     pub max_conversations: usize,
@@ -349,8 +359,11 @@ impl Config {
             cors_origins: parse_cors(get("CORS_ORIGINS")).map_err(|m| err("CORS_ORIGINS", &m))?,
             host,
             port: number("PORT", 3001, 0, 65_535)? as u16,
-            http_workers: number("HTTP_WORKERS", 8, 1, 1024)? as usize,
             http_idle_timeout: Duration::from_secs(number("HTTP_IDLE_TIMEOUT", 30, 1, 3600)?),
+            http_body_timeout: Duration::from_secs(number("HTTP_BODY_TIMEOUT", 60, 1, 3600)?),
+            max_header_bytes: number("MAX_HEADER_BYTES", 32 * 1024, 1024, 1024 * 1024)? as usize,
+            max_connections: number("MAX_CONNECTIONS", 1024, 1, 1_000_000)? as usize,
+            http_workers_set: get("HTTP_WORKERS").is_some(),
             max_ws_sessions: number("MAX_WS_SESSIONS", 4096, 1, 1_000_000)? as usize,
             max_conversations: number("MAX_CONVERSATIONS", 1000, 1, 10_000_000)? as usize,
             max_history_messages: number("MAX_HISTORY_MESSAGES", 200, 2, 100_000)? as usize,
@@ -531,6 +544,33 @@ mod tests {
             ("DOCS_MAX_FILES", "0"),
             ("DOCS_MAX_DEPTH", "0"),
             ("DOCS_MAX_DEPTH", "1001"),
+        ] {
+            assert_eq!(Config::from_map(&map(&[(k, v)])).unwrap_err().variable, k);
+        }
+    }
+
+    #[test]
+    fn front_door_budgets() {
+        let c = Config::from_map(&HashMap::new()).unwrap();
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.http_body_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_header_bytes, 32 * 1024);
+        assert_eq!(c.max_connections, 1024);
+        assert!(!c.http_workers_set);
+        let c = Config::from_map(&map(&[
+            ("HTTP_BODY_TIMEOUT", "5"),
+            ("MAX_HEADER_BYTES", "4096"),
+            ("MAX_CONNECTIONS", "64"),
+            ("HTTP_WORKERS", "8"),
+        ]))
+        .unwrap();
+        assert_eq!(c.http_body_timeout, Duration::from_secs(5));
+        assert_eq!((c.max_header_bytes, c.max_connections), (4096, 64));
+        assert!(c.http_workers_set);
+        for (k, v) in [
+            ("HTTP_BODY_TIMEOUT", "0"),
+            ("MAX_HEADER_BYTES", "100"),
+            ("MAX_CONNECTIONS", "0"),
         ] {
             assert_eq!(Config::from_map(&map(&[(k, v)])).unwrap_err().variable, k);
         }

@@ -142,17 +142,29 @@ fn serve(config: Config) -> ExitCode {
         }
     };
     let app = App::new(config);
-    if let Err(e) = watch_signals(app.clone()) {
+    let addr = listener.local_addr();
+    let server = match knowledge_vault::http::serve(app.clone(), listener) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            log::error!("cannot start the HTTP server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = watch_signals(app, server.clone()) {
         log::warn!("cannot watch SIGTERM/SIGINT ({e}); a stop will not be graceful");
     }
-    match listener.local_addr() {
+    match addr {
         Ok(addr) => log::info!("listening on http://{addr}"),
         Err(e) => log::warn!("listening (address unknown: {e})"),
     }
-    match knowledge_vault::http::serve(app, listener) {
-        Ok(()) => ExitCode::SUCCESS,
+    match server.wait() {
+        // A signal stopped the accepting; the shutdown thread ends the
+        // process once the answers are stored.
+        Ok(()) => loop {
+            std::thread::park();
+        },
         Err(e) => {
-            log::error!("server stopped: {e}");
+            log::error!("the HTTP server stopped, exiting: {e}");
             ExitCode::FAILURE
         }
     }
@@ -161,7 +173,10 @@ fn serve(config: Config) -> ExitCode {
 /// SIGTERM (`docker stop`) and SIGINT (Ctrl-C): the first stops the
 /// service gracefully (see `App::shut_down`) and exits 0; a second one exits
 /// at once.
-fn watch_signals(app: std::sync::Arc<App>) -> std::io::Result<()> {
+fn watch_signals(
+    app: std::sync::Arc<App>,
+    server: std::sync::Arc<knowledge_vault::http::HttpServer>,
+) -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
     let name = |sig: i32| if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
@@ -183,6 +198,7 @@ fn watch_signals(app: std::sync::Arc<App>) -> std::io::Result<()> {
             let spawned = std::thread::Builder::new()
                 .name("shutdown".into())
                 .spawn(move || {
+                    server.stop_accepting();
                     let s = app.shut_down(grace);
                     log::info!(
                         "stopped: {} chat sockets closed, {} answers finished, {} interrupted",

@@ -1,11 +1,21 @@
-//! The HTTP server: one listening socket, tiny_http's connection threads, and
-//! a fixed set of worker threads that take requests and run the routes.
+//! The HTTP server: one listening socket, and one thread per connection
+//! (patched tiny_http) that reads its requests one after the other and runs
+//! the routes for each, on that thread.
 //!
-//! Accepted sockets get `HTTP_IDLE_TIMEOUT` as read/write timeout (patched
-//! tiny_http), so slow or idle clients are cut off. If tiny_http's accept
-//! loop ever ends (its `recv()` fails), the supervisor builds a new server
-//! on the same listening socket and the workers move over; the process
-//! neither exits nor spins.
+//! Why not a fixed pool of workers fed by a queue: a slow client (a body
+//! trickling in, a response it does not read, an upgrade request holding
+//! its body open) then holds a worker, and a handful of them starve every
+//! other request, `/health` included. Here a slow client holds only its own
+//! thread and connection slot, and everything it can make us hold has a
+//! budget: `MAX_CONNECTIONS` open connections (a short 503 beyond),
+//! `MAX_HEADER_BYTES` of request head (431), `HTTP_IDLE_TIMEOUT` for a
+//! whole request head (408) and for any silence, `HTTP_BODY_TIMEOUT` for a
+//! whole body and for a whole response. A body left unread is drained up
+//! to 64 KiB, or the connection is closed; framing is strict (RFC 9112).
+//!
+//! The server ends only if the listening socket fails; [`HttpServer::wait`]
+//! then returns the error and the process exits (a container runtime
+//! restarts it). There is nothing to rebuild on a dead socket.
 
 mod page;
 mod routes;
@@ -15,8 +25,7 @@ mod ws;
 
 use crate::app::App;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 /// A request header's value (first occurrence, case-insensitive name).
 pub(crate) fn header<'a>(rq: &'a tiny_http::Request, name: &'static str) -> Option<&'a str> {
@@ -26,17 +35,18 @@ pub(crate) fn header<'a>(rq: &'a tiny_http::Request, name: &'static str) -> Opti
         .map(|h| h.value.as_str())
 }
 
-/// The server currently accepting, and its generation number.
-struct Slot {
-    generation: u64,
-    server: Arc<tiny_http::Server>,
-}
-
 /// Pending connections the kernel may queue before `accept` (capped by
 /// `net.core.somaxconn`). std's `TcpListener::bind` asks for 128, and a burst
 /// of a thousand browsers connecting at once then loses SYNs that clients
 /// only resend after a second.
 const LISTEN_BACKLOG: i32 = 4096;
+
+/// Stack of a connection thread, which runs the routes (JSON, the tool
+/// provider, the search index). Only the pages used count in RSS.
+const CONNECTION_STACK: usize = 512 * 1024;
+
+/// Written, without blocking, to a connection beyond `MAX_CONNECTIONS`.
+const BUSY: &str = "{\"detail\":\"too many open connections; try again later\"}";
 
 /// Binds the listening socket; errors here stop start-up.
 pub fn bind(config: &crate::config::Config) -> std::io::Result<TcpListener> {
@@ -49,73 +59,55 @@ pub fn bind(config: &crate::config::Config) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Serves until the process ends.
-pub fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
-    let timeout = Some(app.config.http_idle_timeout);
-    let build = |listener: &TcpListener| -> std::io::Result<Arc<tiny_http::Server>> {
-        let clone = listener.try_clone()?;
-        tiny_http::Server::from_listener_with_timeout(clone, None, timeout)
-            .map(Arc::new)
-            .map_err(std::io::Error::other)
-    };
-    let slot = Arc::new(Mutex::new(Slot {
-        generation: 0,
-        server: build(&listener)?,
-    }));
-    let (failed_tx, failed_rx) = crossbeam_channel::unbounded::<u64>();
-
-    for i in 0..app.config.http_workers {
-        let (app, slot, failed_tx) = (app.clone(), slot.clone(), failed_tx.clone());
-        std::thread::Builder::new()
-            .name(format!("http-worker-{i}"))
-            .stack_size(512 * 1024)
-            .spawn(move || worker(&app, &slot, &failed_tx))?;
-    }
-
-    // Supervisor: rebuild the server when its accept loop has died.
-    for generation in failed_rx.iter() {
-        let mut s = crate::sync::lock(&slot);
-        if s.generation != generation {
-            continue; // already rebuilt
-        }
-        log::error!("the HTTP accept loop stopped; rebuilding the server on the same socket");
-        loop {
-            match build(&listener) {
-                Ok(server) => {
-                    *s = Slot {
-                        generation: generation + 1,
-                        server,
-                    };
-                    break;
-                }
-                Err(e) => {
-                    log::error!("cannot rebuild the HTTP server yet: {e}");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-        }
-    }
-    Ok(())
+/// The running HTTP server.
+pub struct HttpServer {
+    inner: tiny_http::HandlerServer,
 }
 
-fn worker(app: &Arc<App>, slot: &Mutex<Slot>, failed: &crossbeam_channel::Sender<u64>) {
-    let current = || {
-        let s = crate::sync::lock(slot);
-        (s.generation, s.server.clone())
-    };
-    // The slot changes only after a failure, so it is read again only then
-    // (or after an idle second), not once per request.
-    let (mut generation, mut server) = current();
-    loop {
-        match server.recv_timeout(Duration::from_secs(1)) {
-            Ok(Some(rq)) => routes::handle(app, rq),
-            Ok(None) => (generation, server) = current(),
-            Err(e) => {
-                log::warn!("HTTP server error: {e}");
-                let _ = failed.send(generation);
-                std::thread::sleep(Duration::from_millis(100));
-                (generation, server) = current();
-            }
-        }
+impl HttpServer {
+    /// Stops accepting and closes the listening socket; open connections
+    /// (and WebSocket sessions) go on until they end.
+    pub fn stop_accepting(&self) {
+        self.inner.stop_accepting();
     }
+
+    /// Blocks until the server stops accepting: `Ok` after
+    /// [`HttpServer::stop_accepting`], `Err` if the listening socket died.
+    pub fn wait(&self) -> std::io::Result<()> {
+        self.inner.wait()
+    }
+
+    /// Open HTTP connections (upgraded WebSockets are counted by
+    /// `MAX_WS_SESSIONS` instead).
+    pub fn connections(&self) -> usize {
+        self.inner.connections()
+    }
+}
+
+/// Starts serving on `listener` and returns at once.
+pub fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<HttpServer> {
+    let c = &app.config;
+    if c.http_workers_set {
+        log::warn!(
+            "HTTP_WORKERS is ignored: requests run on their connection's thread \
+             (MAX_CONNECTIONS bounds them)"
+        );
+    }
+    let busy = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{BUSY}",
+        BUSY.len()
+    );
+    let options = tiny_http::ServeOptions {
+        idle_timeout: Some(c.http_idle_timeout),
+        head_timeout: Some(c.http_idle_timeout),
+        transfer_timeout: Some(c.http_body_timeout),
+        max_head_bytes: c.max_header_bytes,
+        max_connections: c.max_connections,
+        busy_response: busy.into_bytes(),
+        stack_size: CONNECTION_STACK,
+    };
+    let handler: tiny_http::Handler = Arc::new(move |rq| routes::handle(&app, rq));
+    let inner = tiny_http::HandlerServer::new(listener, options, handler)?;
+    Ok(HttpServer { inner })
 }

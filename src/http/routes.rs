@@ -189,6 +189,11 @@ fn read_body(rq: &mut Request) -> Result<Vec<u8>, Reply> {
     {
         Ok(_) if body.len() > MAX_BODY => Err(too_big()),
         Ok(_) => Ok(body),
+        // A body that did not arrive in time (HTTP_BODY_TIMEOUT) is 408.
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(Reply::detail(
+            408,
+            &format!("the request body did not arrive in time: {e}"),
+        )),
         Err(e) => Err(Reply::detail(
             400,
             &format!("cannot read the request body: {e}"),

@@ -14,6 +14,7 @@ mod builtin;
 mod chat_limits;
 mod claude;
 mod docs;
+mod front_door;
 mod github;
 mod github_service;
 mod http;

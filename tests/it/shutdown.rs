@@ -87,8 +87,6 @@ fn sigterm_tells_the_sockets_lets_the_answer_finish_and_exits_zero() {
         stopped[0].contains("1 answers finished, 0 interrupted"),
         "{log}"
     );
-    // The answer ran to its end: the fake sent every byte.
-    assert!(claude.wait_client_closed(0, Duration::ZERO).is_none());
 }
 
 #[test]

@@ -349,6 +349,62 @@ pub fn rest(
     }
 }
 
+/// Hostile-but-legal slow clients held open until dropped: `heads`
+/// connections that sent half a request head and then nothing, and
+/// `uploads` connections trickling a request body one byte per second.
+pub struct SlowClients {
+    _heads: Vec<TcpStream>,
+    stop: Arc<AtomicBool>,
+    uploads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl SlowClients {
+    pub fn start(addr: &str, heads: usize, uploads: usize) -> Result<SlowClients, String> {
+        let mut held = Vec::with_capacity(heads);
+        for _ in 0..heads {
+            let mut s = connect(addr)?;
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                .map_err(|e| e.to_string())?;
+            held.push(s);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for _ in 0..uploads {
+            let mut s = connect(addr)?;
+            let head = "POST /api/conversations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n";
+            s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+            let stop = stop.clone();
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if s.write_all(b" ").is_err() {
+                        return;
+                    }
+                    for _ in 0..10 {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }));
+        }
+        Ok(SlowClients {
+            _heads: held,
+            stop,
+            uploads: threads,
+        })
+    }
+}
+
+impl Drop for SlowClients {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.uploads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A `/proc/{pid}/status` field in its own unit (kB for memory).
 pub fn status_field(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

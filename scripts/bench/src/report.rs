@@ -351,6 +351,72 @@ pub fn run(raw: &[String]) {
         "-".into(),
     );
 
+    // 7. Keep-alive GET of a few-KB conversation history, one connection
+    // (a second small write used to wait ~40 ms for a delayed ACK).
+    let conv = ids(1);
+    for _ in 0..3 {
+        if let Err(e) = load::chat(&product, conv, flat) {
+            eprintln!("  history chat error: {e}");
+        }
+    }
+    let history: &'static str = Box::leak(
+        format!("/api/conversations/00000000-0000-4000-8000-{conv:012x}/messages").into_boxed_str(),
+    );
+    let size = load::get_once(&chat_i.addr, history)
+        .map(|(_, b)| b.len())
+        .unwrap_or(0);
+    eprintln!("conversation history, one keep-alive connection");
+    let h = load::rest(&chat_i.addr, "GET", history, b"", 1, warm, dur);
+    main.row(
+        &format!("GET a conversation history ({size} bytes), 1 keep-alive connection, p50 / p99"),
+        format!(
+            "{} / {}, {:.0} req/s ({} errors)",
+            ms(h.p50),
+            ms(h.p99),
+            h.per_sec,
+            h.errors
+        ),
+        "-".into(),
+        "p99 ≤ 5 ms (no 40 ms Nagle stall)",
+        yes(h.errors == 0 && h.p99 <= Duration::from_millis(5)),
+    );
+
+    // 8. /health while slow clients hold connections, next to idle.
+    eprintln!("/health idle, then with 300 slow heads and 8 slow uploads");
+    let short = Duration::from_secs(2);
+    let idle_h = load::rest(&docs_i.addr, "GET", "/health", b"", 8, warm, short);
+    let slow = load::SlowClients::start(&docs_i.addr, 300, 8);
+    let busy_h = match &slow {
+        Ok(_) => Ok(load::rest(
+            &docs_i.addr,
+            "GET",
+            "/health",
+            b"",
+            8,
+            warm,
+            short,
+        )),
+        Err(e) => Err(e.clone()),
+    };
+    drop(slow);
+    match busy_h {
+        Ok(b) => main.row(
+            "GET /health p50 / p99 (8 keep-alive connections): idle → with 300 slow-header clients and 8 slow uploads",
+            format!(
+                "{} / {} → {} / {} ({} errors)",
+                ms(idle_h.p50),
+                ms(idle_h.p99),
+                ms(b.p50),
+                ms(b.p99),
+                b.errors
+            ),
+            "-".into(),
+            "p99 well under 1 s",
+            yes(b.errors == 0 && b.p99 < Duration::from_millis(100)),
+        ),
+        Err(e) => eprintln!("  slow clients: {e}"),
+    }
+
     // 6. Back to idle.
     eprintln!("settling (up to 15 s)");
     let (t, f, took) = settle(chat_i.pid, idle.1, idle.2, Duration::from_secs(15));

@@ -181,15 +181,9 @@ impl Kv {
         }
     }
 
-    /// The service's thread count now (Linux `/proc`).
+    /// The service's thread count now.
     pub fn threads(&self) -> usize {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
+        self.held().threads as usize
     }
 
     /// Waits until `cond` holds, polling; false at the deadline.
@@ -205,6 +199,32 @@ impl Kv {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    /// What the service holds now, from `/proc`.
+    pub fn held(&self) -> Held {
+        let pid = self.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
+        Held {
+            threads: field("Threads:"),
+            fds,
+            rss_kib: field("VmRSS:"),
+        }
+    }
+}
+
+/// Threads, open descriptors and resident memory of the service.
+#[derive(Debug, Clone, Copy)]
+pub struct Held {
+    pub threads: u64,
+    pub fds: u64,
+    pub rss_kib: u64,
 }
 
 impl Drop for Kv {

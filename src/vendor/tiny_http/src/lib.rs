@@ -114,6 +114,8 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+// PATCH(knowledge-vault): handlers on the connection threads.
+pub use handler::{Handler, HandlerServer, ServeOptions};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -121,6 +123,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod handler;
 mod request;
 mod response;
 mod ssl;
@@ -309,15 +312,7 @@ impl Server {
                         use util::RefinedTcpStream;
                         // PATCH(knowledge-vault): timeouts, and a socket clone
                         // for upgrades (see `Request::upgrade_with_stream`).
-                        let raw = match &sock {
-                            Connection::Tcp(s) => {
-                                let _ = s.set_read_timeout(timeout);
-                                let _ = s.set_write_timeout(timeout);
-                                s.try_clone().ok()
-                            }
-                            #[cfg(unix)]
-                            Connection::Unix(_) => None,
-                        };
+                        let raw = prepare_socket(&sock, timeout);
                         let pair = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -343,8 +338,17 @@ impl Server {
                                 continue;
                             }
                         };
-                        Ok(ClientConnection::new(write_closable, read_closable)
-                            .with_raw_stream(raw))
+                        // PATCH(knowledge-vault): no deadlines here (a worker
+                        // may still be answering the previous request).
+                        let state = Arc::new(util::deadline::ConnState::new(None, None));
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            timeout,
+                            state,
+                            QUEUE_MAX_HEAD_BYTES,
+                        )
+                        .with_raw_stream(raw))
                     }
                     Err(e) => Err(e),
                 };
@@ -460,8 +464,27 @@ impl Iterator for IncomingRequests<'_> {
 
 /// PATCH(knowledge-vault): EBADF, EINVAL, ENOTSOCK and EOPNOTSUPP mean the
 /// listening socket is gone or wrong; every other accept error is transient.
-fn accept_error_is_fatal(e: &IoError) -> bool {
+pub(crate) fn accept_error_is_fatal(e: &IoError) -> bool {
     matches!(e.raw_os_error(), Some(9) | Some(22) | Some(88) | Some(95))
+}
+
+/// PATCH(knowledge-vault): most bytes of a request head on a queue server.
+const QUEUE_MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// PATCH(knowledge-vault): an accepted TCP socket gets `timeout` for reads
+/// and writes and TCP_NODELAY (responses are written whole, so Nagle's
+/// algorithm only delays them); returns a clone for upgrades.
+pub(crate) fn prepare_socket(sock: &Connection, timeout: Option<Duration>) -> Option<TcpStream> {
+    match sock {
+        Connection::Tcp(s) => {
+            let _ = s.set_read_timeout(timeout);
+            let _ = s.set_write_timeout(timeout);
+            let _ = s.set_nodelay(true);
+            s.try_clone().ok()
+        }
+        #[cfg(unix)]
+        Connection::Unix(_) => None,
+    }
 }
 
 impl Drop for Server {

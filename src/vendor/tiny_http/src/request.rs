@@ -7,9 +7,11 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::deadline::ConnState;
+use crate::util::framing::Body;
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
+use std::convert::TryFrom;
+use std::sync::Arc;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -49,7 +51,8 @@ use chunked_transfer::Decoder;
 /// If you want to build fake requests to test your server, use [`TestRequest`](crate::test::TestRequest).
 pub struct Request {
     // where to read the body from
-    data_reader: Option<Box<dyn Read + Send + 'static>>,
+    // PATCH(knowledge-vault): framed strictly, drained within a bound.
+    data_reader: Option<Body>,
 
     // if this writer is empty, then the request has been answered
     response_writer: Option<Box<dyn Write + Send + 'static>>,
@@ -78,6 +81,12 @@ pub struct Request {
     // PATCH(knowledge-vault): a clone of the TCP socket, only for a connection's
     // first request when it asks for an upgrade.
     pub(crate) raw_stream: Option<std::net::TcpStream>,
+
+    // PATCH(knowledge-vault): the connection's deadlines and framing state,
+    // and whether the connection ends after this request (the response
+    // then says `Connection: close`).
+    state: Arc<ConnState>,
+    closing: bool,
 }
 
 struct NotifyOnDrop<R> {
@@ -110,6 +119,13 @@ pub enum RequestCreationError {
     /// The client sent an `Expect` header that was not recognized by tiny-http.
     ExpectationFailed,
 
+    /// PATCH(knowledge-vault): the body's framing is ambiguous or invalid
+    /// (400, and the connection is closed).
+    BadFraming(&'static str),
+
+    /// PATCH(knowledge-vault): a transfer coding other than chunked (501).
+    NotImplemented(&'static str),
+
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
 }
@@ -137,97 +153,73 @@ pub fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
-    mut source_data: R,
+    source_data: R,
     writer: W,
+    state: Arc<ConnState>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
+    // PATCH(knowledge-vault): framing as RFC 9112 §6 says, refusing every
+    // ambiguity instead of guessing (request smuggling behind a proxy):
+    // Transfer-Encoding with Content-Length, several different or
+    // unparsable Content-Lengths, a coding other than a final chunked.
+    // A `Connection: upgrade` request is framed like any other: the
+    // upgrade happens only after its body (RFC 9110 §7.8).
+    use RequestCreationError::{BadFraming, NotImplemented};
+    let named = |name: &'static str| {
         headers
             .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+            .filter(move |h: &&Header| h.field.equiv(name))
+            .map(|h| h.value.as_str())
     };
+    let codings: Vec<String> = named("Transfer-Encoding")
+        .flat_map(|v| v.split(','))
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
+    let mut content_length = None;
+    for v in named("Content-Length") {
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(BadFraming("invalid Content-Length"));
+        }
+        let n: u64 = v.parse().map_err(|_| BadFraming("invalid Content-Length"))?;
+        if content_length.is_some_and(|m| m != n) {
+            return Err(BadFraming("conflicting Content-Length headers"));
+        }
+        content_length = Some(n);
+    }
+    let chunked = !codings.is_empty();
+    if chunked {
+        if content_length.is_some() {
+            return Err(BadFraming("both Transfer-Encoding and Content-Length"));
+        }
+        if version == HTTPVersion(1, 0) {
+            return Err(BadFraming("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        match codings.iter().rposition(|c| c == "chunked") {
+            Some(i) if i + 1 == codings.len() && codings.len() == 1 => {}
+            Some(i) if i + 1 == codings.len() && !codings[..i].iter().any(|c| c == "chunked") => {
+                return Err(NotImplemented("only the chunked transfer coding is supported"));
+            }
+            _ => return Err(BadFraming("chunked must be the final transfer coding, once")),
+        }
+    }
 
     // true if the client sent a `Expect: 100-continue` header
-    let expects_continue = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Expect"))
-            .map(|h| h.value.as_str())
-        {
-            None => false,
-            Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
-            _ => return Err(RequestCreationError::ExpectationFailed),
+    let mut expects_continue = false;
+    for v in named("Expect") {
+        if !v.eq_ignore_ascii_case("100-continue") {
+            return Err(RequestCreationError::ExpectationFailed);
         }
-    };
+        expects_continue = true;
+    }
 
-    // true if the client sent a `Connection: upgrade` header
-    let connection_upgrade = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
-            _ => false,
-        }
-    };
-
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
-        if content_length == 0 {
-            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
-            // if the content-length is small enough, we just read everything into a buffer
-
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
-            }
-
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
-        } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
-        }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
-    } else {
-        // if we have neither a Content-Length nor a Transfer-Encoding,
-        // assuming that we have no data
-        // TODO: could also be multipart/byteranges
-        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+    let source: Box<dyn Read + Send> = Box::new(source_data);
+    let reader = match content_length {
+        _ if chunked => Body::chunked(source, state.clone()),
+        Some(n) => Body::length(source, n, state.clone()),
+        None => Body::none(source, state.clone()),
     };
 
     Ok(Request {
@@ -239,14 +231,22 @@ where
         path,
         http_version: version,
         headers,
-        body_length: content_length,
-        must_send_continue: expects_continue,
+        body_length: content_length.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        must_send_continue: expects_continue && (chunked || content_length.is_some_and(|n| n > 0)),
         notify_when_responded: None,
         raw_stream: None,
+        state,
+        closing: false,
     })
 }
 
 impl Request {
+    /// PATCH(knowledge-vault): the connection ends after this request.
+    pub(crate) fn closing(mut self, closing: bool) -> Request {
+        self.closing = closing;
+        self
+    }
+
     /// Returns true if the request was made through HTTPS.
     #[inline]
     pub fn secure(&self) -> bool {
@@ -314,6 +314,11 @@ impl Request {
     ) -> Box<dyn ReadWrite + Send> {
         use crate::util::CustomStream;
 
+        // PATCH(knowledge-vault): the rest of the body first (bounded), then
+        // the 101 within the response deadline; then the connection belongs
+        // to the caller, who sets its own timeouts.
+        let rest = self.data_reader.take().and_then(Body::into_rest);
+        self.state.start_response();
         response
             .raw_print(
                 self.response_writer.as_mut().unwrap().by_ref(),
@@ -325,8 +330,10 @@ impl Request {
             .ok(); // TODO: unused result
 
         self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
+        self.state.clear();
 
-        let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
+        let rest = rest.unwrap_or_else(|| Box::new(io::empty()));
+        let stream = CustomStream::new(rest, self.extract_writer_impl());
         if let Some(sender) = self.notify_when_responded.take() {
             let stream = NotifyOnDrop {
                 sender,
@@ -385,6 +392,8 @@ impl Request {
     #[inline]
     pub fn as_reader(&mut self) -> &mut dyn Read {
         if self.must_send_continue {
+            // PATCH(knowledge-vault): the body's deadline starts now.
+            self.state.start_body();
             let msg = Response::new_empty(StatusCode(100));
             msg.raw_print(
                 self.response_writer.as_mut().unwrap().by_ref(),
@@ -439,19 +448,6 @@ impl Request {
         writer.unwrap()
     }
 
-    /// Extract the body `Reader` object from the Request.
-    ///
-    /// This may only be called once on a single request.
-    fn extract_reader_impl(&mut self) -> Box<dyn Read + Send + 'static> {
-        use std::mem;
-
-        assert!(self.data_reader.is_some());
-
-        let mut reader = None;
-        mem::swap(&mut self.data_reader, &mut reader);
-        reader.unwrap()
-    }
-
     /// Sends a response to this request.
     #[inline]
     pub fn respond<R>(mut self, response: Response<R>) -> Result<(), IoError>
@@ -472,6 +468,16 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+
+        // PATCH(knowledge-vault): the response has its own deadline, and
+        // says `Connection: close` when the connection ends after it (the
+        // client asked, or the body cannot be drained).
+        self.state.start_response();
+        let mut response = response;
+        let unread = self.data_reader.as_ref().is_some_and(Body::too_much_left);
+        if self.closing || self.must_send_continue || unread {
+            response.close_connection();
+        }
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
@@ -512,6 +518,13 @@ impl fmt::Debug for Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
+        // PATCH(knowledge-vault): a client still waiting for `100 Continue`
+        // sends no body: close the connection instead of draining it.
+        if self.must_send_continue {
+            if let Some(body) = self.data_reader.as_mut() {
+                body.abandon();
+            }
+        }
         if self.response_writer.is_some() {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error

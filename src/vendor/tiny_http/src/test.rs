@@ -73,6 +73,8 @@ impl From<TestRequest> for Request {
             Some(mock.remote_addr),
             mock.body.as_bytes(),
             std::io::sink(),
+            // PATCH(knowledge-vault): no deadlines for a test request.
+            std::sync::Arc::new(crate::util::deadline::ConnState::new(None, None)),
         )
         .unwrap()
     }

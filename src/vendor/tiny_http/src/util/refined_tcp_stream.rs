@@ -123,6 +123,11 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// PATCH(knowledge-vault): sends FIN now (see `ClientConnection::linger`).
+    pub(crate) fn shutdown_write(&mut self) {
+        self.stream.shutdown(Shutdown::Write).ok();
+    }
 }
 
 impl Drop for RefinedTcpStream {
@@ -150,5 +155,22 @@ impl Write for RefinedTcpStream {
 
     fn flush(&mut self) -> IoResult<()> {
         self.stream.flush()
+    }
+}
+
+/// PATCH(knowledge-vault): the deadline guard lowers and restores the
+/// socket's timeouts (TLS streams keep theirs).
+impl crate::util::deadline::SocketTimeouts for RefinedTcpStream {
+    fn set_timeout(&self, write: bool, timeout: Option<std::time::Duration>) -> IoResult<()> {
+        match &self.stream {
+            Stream::Http(Connection::Tcp(s)) if write => s.set_write_timeout(timeout),
+            Stream::Http(Connection::Tcp(s)) => s.set_read_timeout(timeout),
+            #[cfg(unix)]
+            Stream::Http(Connection::Unix(s)) if write => s.set_write_timeout(timeout),
+            #[cfg(unix)]
+            Stream::Http(Connection::Unix(s)) => s.set_read_timeout(timeout),
+            #[allow(unreachable_patterns)]
+            _ => Ok(()),
+        }
     }
 }

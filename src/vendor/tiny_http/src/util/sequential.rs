@@ -73,6 +73,13 @@ impl<W: Write + Send> SequentialWriterBuilder<W> {
     }
 }
 
+impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// PATCH(knowledge-vault): the underlying writer, for closing it.
+    pub fn with_inner<T>(&self, f: impl FnOnce(&mut W) -> T) -> Option<T> {
+        self.writer.lock().ok().map(|mut w| f(&mut w))
+    }
+}
+
 impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     type Item = SequentialReader<R>;
 
@@ -114,8 +121,17 @@ impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {
             SequentialReaderInner::MyTurn(ref mut reader) => return reader.read(buf),
-            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().unwrap(),
-            SequentialReaderInner::Empty => unreachable!(),
+            // PATCH(knowledge-vault): an error, not a panic, if the previous
+            // reader went away without handing the stream on.
+            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed")
+            })?,
+            SequentialReaderInner::Empty => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "connection closed",
+                ))
+            }
         };
 
         let result = reader.read(buf);
@@ -155,10 +171,11 @@ where
             SequentialReaderInner::MyTurn(reader) => {
                 self.next.send(reader).ok();
             }
-            SequentialReaderInner::Waiting(recv) => {
-                let reader = recv.recv().unwrap();
-                self.next.send(reader).ok();
-            }
+            // PATCH(knowledge-vault): a reader dropped before its turn does
+            // not wait for the stream (the connection ends with it, and the
+            // previous reader may be an upgraded stream that lives for
+            // hours); the previous reader then just closes it.
+            SequentialReaderInner::Waiting(_) => (),
             SequentialReaderInner::Empty => (),
         }
     }
