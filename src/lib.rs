@@ -19,4 +19,6 @@ pub mod sha256;
 pub mod sse;
 pub mod stopping;
 pub mod sync;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tools;

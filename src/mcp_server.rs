@@ -588,3 +588,73 @@ mod tests {
         assert_eq!(r["content"][0]["text"], "plain");
     }
 }
+
+#[cfg(test)]
+mod random_input {
+    use super::*;
+    use crate::testing::{Rng, mutate, noise};
+    use crate::tools::{Status, ToolError, ToolSpec, documentation_tools};
+
+    struct Docs;
+    impl ToolProvider for Docs {
+        fn call(&self, _: &str, args: &Value) -> Result<Value, ToolError> {
+            Ok(json!({"echo": args}))
+        }
+        fn tools(&self) -> Result<Vec<ToolSpec>, ToolError> {
+            Ok(documentation_tools())
+        }
+        fn status(&self) -> Status {
+            Status::Connected
+        }
+    }
+
+    /// Mutated JSON-RPC messages and noise: every answer is a known status
+    /// with a JSON body (or empty for 202/204), and the server goes on.
+    #[test]
+    fn any_body_gets_a_well_formed_answer() {
+        let server = McpServer::with_checks(Arc::new(Docs), vec![], "127.0.0.1".parse().unwrap());
+        let seeds: [&[u8]; 4] = [
+            br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"f","version":"1"}}}"#,
+            br#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"search_documentation","arguments":{"query":"q"}}}"#,
+            br#"[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":2,"method":"tools/list"}]"#,
+            br#"{"jsonrpc":"2.0","id":3,"result":{},"error":null}"#,
+        ];
+        let mut rng = Rng::new(0x0d15_ea5e);
+        let mut seen = std::collections::BTreeSet::new();
+        for case in 0..2000 {
+            let body = if case % 5 == 0 {
+                noise(&mut rng, 200)
+            } else {
+                let seed = seeds[rng.below(seeds.len())];
+                mutate(&mut rng, seed)
+            };
+            let reply = server.handle_http(&McpHttpRequest {
+                method: "POST",
+                host: Some("127.0.0.1:3001"),
+                origin: None,
+                accept: Some("application/json, text/event-stream"),
+                content_type: Some("application/json"),
+                session_id: None,
+                protocol_version: None,
+                body: &body,
+            });
+            seen.insert(reply.status);
+            assert!(
+                [200, 202, 400, 404, 406, 413, 415].contains(&reply.status),
+                "case {case}: {} for {:?}",
+                reply.status,
+                String::from_utf8_lossy(&body)
+            );
+            if !reply.body.is_empty() {
+                let text = String::from_utf8_lossy(&reply.body);
+                let json = text.trim_start_matches("event: message\ndata: ");
+                assert!(
+                    serde_json::from_str::<Value>(json.trim()).is_ok(),
+                    "case {case}: not JSON: {text}"
+                );
+            }
+        }
+        // The cases reach both the methods and the refusals.
+        assert!(seen.contains(&200) && seen.contains(&400), "{seen:?}");
+    }
+}

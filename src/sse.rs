@@ -197,3 +197,37 @@ mod tests {
         assert!(r.next_event().is_err());
     }
 }
+
+#[cfg(test)]
+mod random_input {
+    use super::*;
+    use crate::testing::{Rng, mutate, noise};
+
+    /// Mutated real streams and plain noise: the reader never panics,
+    /// never loops, and never holds a line past its limit.
+    #[test]
+    fn any_bytes_end_in_events_or_an_error() {
+        let seed = b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n: comment\r\n\
+                     data: a\rdata: b\r\n\r\nid: 7\nevent: x\ndata: \xe6\x97\xa5\n\n";
+        let mut rng = Rng::new(0x5eed_55e);
+        for case in 0..3000 {
+            let bytes = if case % 4 == 0 {
+                noise(&mut rng, 300)
+            } else {
+                mutate(&mut rng, seed)
+            };
+            let mut reader = SseReader::with_max_line(&bytes[..], 64);
+            let mut events = 0;
+            loop {
+                match reader.next_event() {
+                    Ok(Some(e)) => {
+                        events += 1;
+                        assert!(e.data.len() <= bytes.len(), "case {case}");
+                        assert!(events <= bytes.len() + 1, "case {case}: no progress");
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+}

@@ -276,3 +276,33 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod random_input {
+    use super::*;
+    use crate::testing::{Rng, mutate, noise};
+    use std::time::Duration;
+
+    /// Mutated server answers (JSON and SSE) and noise: the client's
+    /// decoders answer a value or a failure, never a panic.
+    #[test]
+    fn any_answer_decodes_or_fails_cleanly() {
+        let json_seed = br#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"a\":[1,2]}"}],"isError":false,"tools":[{"name":"t","inputSchema":{}}]}}"#;
+        let sse_seed = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\nid: 9\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n";
+        let mut rng = Rng::new(0xfeed_beef);
+        for case in 0..3000 {
+            let bytes = match case % 3 {
+                0 => noise(&mut rng, 200),
+                1 => mutate(&mut rng, json_seed),
+                _ => mutate(&mut rng, sse_seed),
+            };
+            if let Ok(v) = parse_json_reply(&bytes, 1, "tools/call") {
+                let _ = take_result(v.clone(), "tools/call").map(tool_result_value);
+                if let Some(tools) = v.pointer("/result/tools").and_then(Value::as_array) {
+                    tools.iter().for_each(|t| drop(tool_spec(t)));
+                }
+            }
+            let _ = read_sse_reply(&bytes[..], 1, "tools/call", Duration::from_secs(1));
+        }
+    }
+}
