@@ -531,7 +531,7 @@ mod random_input {
             "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":9}}\n\n",
             "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
         );
-        let mut rng = Rng::new(0xc1a0_de);
+        let mut rng = Rng::new(0x00c1_a0de);
         for _ in 0..2000 {
             let bytes = mutate(&mut rng, seed.as_bytes());
             let mut sse = SseReader::with_max_line(&bytes[..], 4096);
