@@ -63,7 +63,7 @@ pub(crate) fn run_tool(
             publish(&ServerEvent::ToolResult {
                 tool_id: id,
                 name,
-                result: &value,
+                result: &shown(&value),
                 duration,
                 is_error: false,
             });
@@ -83,6 +83,25 @@ pub(crate) fn run_tool(
     }
 }
 
+/// Largest tool result a `tool_result` event carries whole. Every event of a
+/// running answer is kept for replay until it ends, so a result past this
+/// (a huge document) is shown as a preview: `{"truncated": true, "bytes",
+/// "preview"}`. The model still gets the result itself.
+const MAX_EVENT_RESULT: usize = 64 * 1024;
+const PREVIEW_CHARS: usize = 2000;
+
+fn shown(value: &Value) -> std::borrow::Cow<'_, Value> {
+    let text = value.to_string();
+    if text.len() <= MAX_EVENT_RESULT {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let preview: String = match value {
+        Value::String(s) => s.chars().take(PREVIEW_CHARS).collect(),
+        _ => text.chars().take(PREVIEW_CHARS).collect(),
+    };
+    std::borrow::Cow::Owned(json!({"truncated": true, "bytes": text.len(), "preview": preview}))
+}
+
 fn tool_error_text(e: &ToolError) -> String {
     match e {
         ToolError::Unavailable(m) => format!("The documentation service is unavailable: {m}"),
@@ -93,6 +112,17 @@ fn tool_error_text(e: &ToolError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_results_are_shown_as_a_preview() {
+        let small = json!({"a": 1});
+        assert_eq!(*shown(&small), small);
+        let big = json!({"content": "é".repeat(MAX_EVENT_RESULT)});
+        let s = shown(&big);
+        assert_eq!(s["truncated"], true);
+        assert!(s["bytes"].as_u64().unwrap() > MAX_EVENT_RESULT as u64);
+        assert!(s.to_string().len() < 3 * PREVIEW_CHARS + 100);
+    }
 
     #[test]
     fn notes_join_the_last_assistant_message() {
