@@ -364,7 +364,7 @@ fn closing(s: &str, open: usize) -> Option<usize> {
 /// The character an HTML entity stands for (the common named ones and
 /// numeric references), and its length.
 fn entity(s: &str) -> Option<(char, usize)> {
-    let end = s[..s.len().min(12)].find(';')?;
+    let end = s.bytes().take(12).position(|b| b == b';')?;
     let name = &s[1..end];
     let c = match name {
         "nbsp" | "ensp" | "emsp" | "thinsp" => ' ',
@@ -454,8 +454,8 @@ fn clean_into(s: &str, out: &mut String) {
                 }
                 out.push(c);
             }
-            '[' => match closing(rest, 0) {
-                Some(close) => {
+            '[' => {
+                if let Some(close) = closing(rest, 0) {
                     let inner = &rest[1..close - 1];
                     let after = &rest[close..];
                     let skip = match after.as_bytes().first() {
@@ -466,8 +466,7 @@ fn clean_into(s: &str, out: &mut String) {
                     i += close + skip;
                     continue;
                 }
-                None => {}
-            },
+            }
             // rst: `text <url>`_ and ``literal``.
             '`' => {
                 if let Some(end) = rest[1..].find("`_")
@@ -490,6 +489,14 @@ fn clean_into(s: &str, out: &mut String) {
                     .count();
                 let name = &rest[1..1 + name_len];
                 if name.ends_with(':') && rest[1 + name_len..].starts_with('`') {
+                    i += 1 + name_len;
+                    continue;
+                }
+                // An emoji shortcode: ":warning: Note".
+                let after = rest[1 + name_len..].chars().next();
+                let alone = (out.is_empty() || out.ends_with(' '))
+                    && after.is_none_or(|a| a.is_whitespace() || a.is_ascii_punctuation());
+                if name.ends_with(':') && name.matches(':').count() == 1 && alone {
                     i += 1 + name_len;
                     continue;
                 }
@@ -527,6 +534,14 @@ fn clean_into(s: &str, out: &mut String) {
                 None => out.push(c),
             },
             '\\' if next.is_some_and(|n| n.is_ascii_punctuation()) => {}
+            // Emphasis "_like this_", not the "_" of OTEL_SERVICE_NAME.
+            '_' => {
+                let inside = out.chars().last().is_some_and(char::is_alphanumeric)
+                    && next.is_some_and(char::is_alphanumeric);
+                if inside {
+                    out.push(c);
+                }
+            }
             '*' | ']' | '|' => space_if_pipe(c, out),
             c if c.is_whitespace() => space(out),
             c => out.push(c),
@@ -543,8 +558,8 @@ fn space_if_pipe(c: char, out: &mut String) {
 
 /// A README's first real sentences, shortened: a repository's description
 /// when the source has none. Skips front matter, headings, badges, HTML,
-/// link rows, code and table rows, and lines that are headings written as
-/// text ("Table of Contents", "Status"); entities are decoded.
+/// link rows, code and table rows, quoted notes, and lines that are headings
+/// written as text ("Table of Contents", "Status"); entities are decoded.
 pub fn readme_description(text: &str, max_chars: usize) -> Option<String> {
     /// A real sentence has at least this many words.
     const MIN_WORDS: usize = 4;
@@ -553,7 +568,9 @@ pub fn readme_description(text: &str, max_chars: usize) -> Option<String> {
         !u.code
             && u.text.split_whitespace().count() >= MIN_WORDS
             && u.text.chars().filter(|c| c.is_alphabetic()).count() * 2 > u.text.len()
+            && !u.quote
             && !u.text.contains(" | ")
+            && !u.text.contains(" • ")
             && !u.text.to_lowercase().starts_with("table of contents")
     };
     let first = units.iter().position(is_real)?;
@@ -674,6 +691,34 @@ mod tests {
         assert_eq!(p.sections.len(), 1);
         let t = format!("# H\n{}", "─x\n".repeat(2000));
         assert!(parse(&t, false).sections.len() > 1);
+    }
+
+    /// The kinds of junk the open-telemetry READMEs gave as descriptions.
+    #[test]
+    fn readme_description_skips_layout() {
+        let t = "---\n\n<p align=\"center\">\n  <strong>\n    <a href=\"x\">Getting Started</a>\n    &nbsp;&nbsp;&bull;&nbsp;&nbsp;\n    <a href=\"y\">Getting Involved</a>\n  </strong>\n</p>\n\n<img\n  src=\"logo.png\"\n  alt=\"logo\">\n\n**Table of Contents**\n\n- [Status](#status)\n\nStatus\n\n> :warning: **Important note:** tags may change at any time, do not rely on them.\n\n[![Build](https://b/x.svg)](https://b) |pypi|\n\nThe _collector_ receives, processes &amp; exports telemetry.\n";
+        assert_eq!(
+            readme_description(t, 200).as_deref(),
+            Some("The collector receives, processes & exports telemetry.")
+        );
+    }
+
+    #[test]
+    fn inline_cleaning() {
+        assert_eq!(
+            clean_inline(
+                "See [the docs][ref], ![logo](l.png) `code` <https://x.y/z> &lt;b&gt; :smile: x"
+            ),
+            "See the docs, code https://x.y/z <b> x"
+        );
+        assert_eq!(
+            clean_inline("Set OTEL_SERVICE_NAME, not _this_"),
+            "Set OTEL_SERVICE_NAME, not this"
+        );
+        assert_eq!(
+            clean_inline("Use `the guide <https://g>`_ and :ref:`config` |badge|"),
+            "Use the guide and config"
+        );
     }
 
     #[test]

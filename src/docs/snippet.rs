@@ -7,7 +7,7 @@
 //! passage is one to three consecutive units of one section. The result is
 //! plain text, never rendered.
 
-use super::markdown::prose::units;
+use super::markdown::prose::{Unit, units};
 use super::markdown::shorten;
 use super::tokenize::tokenize;
 
@@ -49,7 +49,10 @@ fn cut_around(text: &str, centre: usize, max: usize) -> String {
 /// The best passage of `text` for weighted query `terms`, at most
 /// `max_chars` characters; empty when the text has no words at all.
 pub fn best_passage(text: &str, terms: &[(String, f32)], max_chars: usize) -> String {
-    let units = units(text);
+    choose(&units(text), terms, max_chars)
+}
+
+fn choose(units: &[Unit], terms: &[(String, f32)], max_chars: usize) -> String {
     if units.is_empty() {
         return String::new();
     }
@@ -171,7 +174,7 @@ pub fn passage(text: &str, query: &str, max_chars: usize) -> String {
     for (t, d) in terms.iter_mut().zip(df) {
         t.1 = (1.0 + n / (1.0 + d as f32)).ln();
     }
-    best_passage(text, &terms, max_chars)
+    choose(&units, &terms, max_chars)
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

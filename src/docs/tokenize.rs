@@ -41,7 +41,8 @@ pub fn is_cjk(c: char) -> bool {
 }
 
 fn is_stop_word(w: &str) -> bool {
-    STOP_WORDS.binary_search(&w).is_ok()
+    // No stop word is longer than five letters.
+    w.len() <= 5 && STOP_WORDS.binary_search(&w).is_ok()
 }
 
 /// One search term of a text.
@@ -116,35 +117,34 @@ pub fn tokenize(text: &str, mut emit: impl FnMut(Token)) {
                     .find(|&(_, c)| !c.is_alphanumeric() || is_cjk(c))
                     .map_or(text.len(), |(i, _)| from + i)
             };
-            let mut words = vec![(start, word_end(start))];
+            let mut end = word_end(start);
+            let mut words = 1;
             loop {
-                let end = words[words.len() - 1].1;
                 let mut rest = text[end..].chars();
                 match (rest.next(), rest.next()) {
                     (Some(j), Some(n)) if is_joiner(j) && n.is_alphanumeric() && !is_cjk(n) => {
-                        let next = end + j.len_utf8();
-                        words.push((next, word_end(next)));
+                        end = word_end(end + j.len_utf8());
+                        words += 1;
                     }
                     _ => break,
                 }
             }
-            pos = words[words.len() - 1].1;
-            if words.len() > 1 && pos - start <= MAX_COMPOUND_BYTES {
+            pos = end;
+            let compound = words > 1 && end - start <= MAX_COMPOUND_BYTES;
+            if compound {
                 buf.clear();
-                buf.extend(text[start..pos].chars().flat_map(char::to_lowercase));
+                buf.extend(text[start..end].chars().flat_map(char::to_lowercase));
                 emit(Token {
                     term: &buf,
                     start,
-                    end: pos,
+                    end,
                     part: false,
                 });
-                for &(a, b) in &words {
-                    word_terms(&text[a..b], a, true, &mut buf, &mut emit);
-                }
-            } else {
-                for &(a, b) in &words {
-                    word_terms(&text[a..b], a, false, &mut buf, &mut emit);
-                }
+            }
+            let mut from = start;
+            for word in text[start..end].split(is_joiner) {
+                word_terms(word, from, compound, &mut buf, &mut emit);
+                from += word.len() + 1;
             }
         } else {
             pos += c.len_utf8();

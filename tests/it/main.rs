@@ -15,5 +15,6 @@ mod github_service;
 mod http;
 mod mcp_client;
 mod mcp_server;
+mod search;
 mod service_mcp;
 mod ws;

@@ -16,6 +16,8 @@ pub struct Unit {
     pub text: String,
     /// A code block (or rst literal block), flattened to one line.
     pub code: bool,
+    /// Quoted (`> ...`): a note or a warning rather than the text itself.
+    pub quote: bool,
     /// Units of one block (paragraph, list item run, table, code block)
     /// share a number; a heading starts a new section number.
     pub block: u32,
@@ -151,7 +153,12 @@ pub fn units(text: &str) -> Vec<Unit> {
     let (mut block, mut section) = (0u32, 0u32);
     let mut para = String::new();
     let mut para_is_table = false;
-    let push_para = |para: &mut String, out: &mut Vec<Unit>, block: &mut u32, section: u32| {
+    let mut para_quote = false;
+    let push_para = |para: &mut String,
+                     quote: &mut bool,
+                     out: &mut Vec<Unit>,
+                     block: &mut u32,
+                     section: u32| {
         if !para.trim().is_empty() {
             let clean = clean_inline(para);
             for s in sentences(&clean) {
@@ -159,6 +166,7 @@ pub fn units(text: &str) -> Vec<Unit> {
                     out.push(Unit {
                         text: s.to_string(),
                         code: false,
+                        quote: *quote,
                         block: *block,
                         section,
                     });
@@ -166,6 +174,7 @@ pub fn units(text: &str) -> Vec<Unit> {
             }
         }
         para.clear();
+        *quote = false;
         *block += 1;
     };
     let mut code: Option<(String, String)> = None; // (fence marker, text)
@@ -190,6 +199,7 @@ pub fn units(text: &str) -> Vec<Unit> {
                     out.push(Unit {
                         text,
                         code: true,
+                        quote: false,
                         block,
                         section,
                     });
@@ -202,7 +212,7 @@ pub fn units(text: &str) -> Vec<Unit> {
             continue;
         }
         if t.starts_with("```") || t.starts_with("~~~") {
-            push_para(&mut para, &mut out, &mut block, section);
+            push_para(&mut para, &mut para_quote, &mut out, &mut block, section);
             code = Some((t[..3].to_string(), String::new()));
             continue;
         }
@@ -225,7 +235,7 @@ pub fn units(text: &str) -> Vec<Unit> {
             && t[1..].starts_with(|c: char| c.is_ascii_alphabetic())
             && !t.contains('>')
         {
-            push_para(&mut para, &mut out, &mut block, section);
+            push_para(&mut para, &mut para_quote, &mut out, &mut block, section);
             in_tag = true;
             continue;
         }
@@ -243,6 +253,7 @@ pub fn units(text: &str) -> Vec<Unit> {
                 out.push(Unit {
                     text: super::shorten(body.trim(), MAX_CODE_UNIT_CHARS),
                     code: true,
+                    quote: false,
                     block,
                     section,
                 });
@@ -251,13 +262,13 @@ pub fn units(text: &str) -> Vec<Unit> {
             rst_block = None;
         }
         if let Some(d) = t.strip_prefix(".. ") {
-            push_para(&mut para, &mut out, &mut block, section);
+            push_para(&mut para, &mut para_quote, &mut out, &mut block, section);
             let is_code = d.starts_with("code") || d.starts_with("sourcecode");
             rst_block = Some(is_code);
             continue;
         }
         if literal_next && line.starts_with([' ', '\t']) {
-            push_para(&mut para, &mut out, &mut block, section);
+            push_para(&mut para, &mut para_quote, &mut out, &mut block, section);
             rst_block = Some(true);
             para.push_str(t);
             para.push(' ');
@@ -274,24 +285,24 @@ pub fn units(text: &str) -> Vec<Unit> {
         if t.starts_with('#') && t.trim_start_matches('#').starts_with([' ', '\t'])
             || next_is_underline
         {
-            push_para(&mut para, &mut out, &mut block, section);
+            push_para(&mut para, &mut para_quote, &mut out, &mut block, section);
             section += 1;
             continue;
         }
         if t.is_empty() || is_adornment(t) {
-            push_para(&mut para, &mut out, &mut block, section);
+            push_para(&mut para, &mut para_quote, &mut out, &mut block, section);
             continue;
         }
         // Reference definitions, link rows and badges.
         let is_ref_def = t.starts_with('[') && t.find("]:").is_some_and(|i| !t[..i].contains(']'));
         if is_ref_def || is_link_row(t) {
-            push_para(&mut para, &mut out, &mut block, section);
+            push_para(&mut para, &mut para_quote, &mut out, &mut block, section);
             continue;
         }
         // Tables: one unit per row, separator rows dropped.
         if t.starts_with('|') {
             if !para_is_table {
-                push_para(&mut para, &mut out, &mut block, section);
+                push_para(&mut para, &mut para_quote, &mut out, &mut block, section);
             }
             para_is_table = true;
             if t.bytes().all(|b| matches!(b, b'-' | b'|' | b':' | b' ')) {
@@ -308,6 +319,7 @@ pub fn units(text: &str) -> Vec<Unit> {
                 out.push(Unit {
                     text: row,
                     code: false,
+                    quote: false,
                     block,
                     section,
                 });
@@ -318,6 +330,9 @@ pub fn units(text: &str) -> Vec<Unit> {
             para_is_table = false;
             block += 1;
         }
+        if para.is_empty() {
+            para_quote = t.starts_with('>');
+        }
         let body = t.trim_start_matches('>').trim_start();
         // GitHub admonitions: "> [!NOTE]".
         let body = body
@@ -326,7 +341,7 @@ pub fn units(text: &str) -> Vec<Unit> {
             .filter(|(kind, _)| !kind.is_empty() && kind.bytes().all(|c| c.is_ascii_uppercase()))
             .map_or(body, |(_, rest)| rest.trim_start());
         if is_list_item(body) {
-            push_para(&mut para, &mut out, &mut block, section);
+            push_para(&mut para, &mut para_quote, &mut out, &mut block, section);
         }
         let body = strip_shortcodes(body);
         if body.trim_end().ends_with("::") && !body.trim_end().ends_with(":::") {
@@ -345,6 +360,7 @@ pub fn units(text: &str) -> Vec<Unit> {
             out.push(Unit {
                 text: super::shorten(&body, MAX_CODE_UNIT_CHARS),
                 code: true,
+                quote: false,
                 block,
                 section,
             });
@@ -355,12 +371,13 @@ pub fn units(text: &str) -> Vec<Unit> {
             out.push(Unit {
                 text: super::shorten(body.trim(), MAX_CODE_UNIT_CHARS),
                 code: true,
+                quote: false,
                 block,
                 section,
             });
         }
     }
-    push_para(&mut para, &mut out, &mut block, section);
+    push_para(&mut para, &mut para_quote, &mut out, &mut block, section);
     out
 }
 

@@ -8,6 +8,9 @@
 //! here because it is small; the unit tests pin words whose stems were
 //! checked against the reference implementation.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 fn is_v(c: u8) -> bool {
     matches!(c, b'a' | b'e' | b'i' | b'o' | b'u' | b'y')
 }
@@ -24,11 +27,42 @@ fn valid_li(c: u8) -> bool {
     )
 }
 
+/// Stems of recent words, per thread: an index build stems every word of
+/// every document, and a few thousand words make most of any text.
+const CACHE_ENTRIES: usize = 16 * 1024;
+
+thread_local! {
+    static CACHE: RefCell<HashMap<Box<str>, Box<str>>> = RefCell::new(HashMap::new());
+}
+
 /// Stems `word` in place when it is made of ASCII lowercase letters only.
 pub fn stem(word: &mut String) {
     if word.len() < 3 || !word.bytes().all(|b| b.is_ascii_lowercase()) {
         return;
     }
+    let hit = CACHE.with(|c| match c.borrow().get(word.as_str()) {
+        Some(s) => {
+            word.clear();
+            word.push_str(s);
+            true
+        }
+        None => false,
+    });
+    if hit {
+        return;
+    }
+    let original: Box<str> = word.as_str().into();
+    stem_uncached(word);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(original, word.as_str().into());
+    });
+}
+
+fn stem_uncached(word: &mut String) {
     let mut w = std::mem::take(word).into_bytes();
     // Words the algorithm leaves alone or maps by hand.
     let fixed: Option<&[u8]> = match w.as_slice() {
@@ -77,21 +111,26 @@ fn short_v(w: &[u8], end: usize) -> bool {
     let n = b.len();
     (n >= 3 && !is_v_wxy(b[n - 1]) && is_v(b[n - 2]) && !is_v(b[n - 3]))
         || (n == 2 && !is_v(b[1]) && is_v(b[0]))
-        || b.ends_with(b"past")
+        || ends(b, b"past")
 }
 
 fn has_vowel(b: &[u8]) -> bool {
     b.iter().any(|&c| is_v(c))
 }
 
-/// The longest of `suffixes` that `w` ends with, and its index.
-fn longest<'a>(w: &[u8], suffixes: &[&'a str]) -> Option<(usize, &'a str)> {
+/// `w.ends_with(s)`, last byte first: most candidate suffixes fail there,
+/// and this runs for every word of every document.
+fn ends(w: &[u8], s: &[u8]) -> bool {
+    w.len() >= s.len() && w.iter().rev().zip(s.iter().rev()).all(|(a, b)| a == b)
+}
+
+/// The longest of `suffixes` that `w` ends with.
+fn longest<'a>(w: &[u8], suffixes: &[&'a str]) -> Option<&'a str> {
     suffixes
         .iter()
-        .enumerate()
-        .filter(|(_, s)| w.ends_with(s.as_bytes()))
-        .max_by_key(|(_, s)| s.len())
-        .map(|(i, s)| (i, *s))
+        .filter(|s| ends(w, s.as_bytes()))
+        .max_by_key(|s| s.len())
+        .copied()
 }
 
 fn replace_suffix(w: &mut Vec<u8>, suffix_len: usize, with: &str) {
@@ -142,24 +181,22 @@ fn stem_bytes(w: &mut Vec<u8>) {
 }
 
 fn step_1a(w: &mut Vec<u8>) {
-    let Some((_, s)) = longest(w, &["ied", "s", "ies", "sses", "ss", "us"]) else {
+    let Some(s) = longest(w, &["ied", "s", "ies", "sses", "ss", "us"]) else {
         return;
     };
     let start = w.len() - s.len();
     match s {
         "sses" => replace_suffix(w, 4, "ss"),
         "ied" | "ies" => replace_suffix(w, 3, if start >= 2 { "i" } else { "ie" }),
-        "s" => {
-            if start >= 1 && has_vowel(&w[..start - 1]) {
-                w.pop();
-            }
+        "s" if start >= 1 && has_vowel(&w[..start - 1]) => {
+            w.pop();
         }
         _ => {} // "ss", "us"
     }
 }
 
 fn step_1b(w: &mut Vec<u8>, p1: usize) {
-    let Some((_, s)) = longest(w, &["ed", "eed", "ing", "edly", "eedly", "ingly"]) else {
+    let Some(s) = longest(w, &["ed", "eed", "ing", "edly", "eedly", "ingly"]) else {
         return;
     };
     let start = w.len() - s.len();
@@ -173,7 +210,7 @@ fn step_1b(w: &mut Vec<u8>, p1: usize) {
         }
         "ing" => {
             let before = &w[..start];
-            if before.ends_with(b"y") {
+            if ends(before, b"y") {
                 // "dying", "lying", "tying": consonant + "ying" is the whole word.
                 if before.len() == 2 && !is_v(before[0]) {
                     replace_suffix(w, 4, "ie");
@@ -195,7 +232,7 @@ fn step_1b(w: &mut Vec<u8>, p1: usize) {
     }
     w.truncate(start);
     let n = w.len();
-    if w.ends_with(b"at") || w.ends_with(b"bl") || w.ends_with(b"iz") {
+    if ends(w, b"at") || ends(w, b"bl") || ends(w, b"iz") {
         w.push(b'e');
     } else if n >= 2
         && w[n - 1] == w[n - 2]
@@ -225,7 +262,7 @@ fn step_2(w: &mut Vec<u8>, p1: usize) {
         "aliti", "biliti", "iviti", "tional", "ational", "alism", "ation", "ization", "izer",
         "ator", "iveness", "fulness", "ousness", "ogist",
     ];
-    let Some((_, s)) = longest(w, &SUFFIXES) else {
+    let Some(s) = longest(w, &SUFFIXES) else {
         return;
     };
     let start = w.len() - s.len();
@@ -268,7 +305,7 @@ fn step_3(w: &mut Vec<u8>, p1: usize, p2: usize) {
     const SUFFIXES: [&str; 9] = [
         "icate", "ative", "alize", "iciti", "ical", "tional", "ational", "ful", "ness",
     ];
-    let Some((_, s)) = longest(w, &SUFFIXES) else {
+    let Some(s) = longest(w, &SUFFIXES) else {
         return;
     };
     let start = w.len() - s.len();
@@ -297,7 +334,7 @@ fn step_4(w: &mut Vec<u8>, p2: usize) {
         "ic", "ance", "ence", "able", "ible", "ate", "ive", "ize", "iti", "al", "ism", "ion", "er",
         "ous", "ant", "ent", "ment", "ement",
     ];
-    let Some((_, s)) = longest(w, &SUFFIXES) else {
+    let Some(s) = longest(w, &SUFFIXES) else {
         return;
     };
     let start = w.len() - s.len();
@@ -319,10 +356,8 @@ fn step_5(w: &mut Vec<u8>, p1: usize, p2: usize) {
                 w.pop();
             }
         }
-        Some(b'l') => {
-            if n - 1 >= p2 && n >= 2 && w[n - 2] == b'l' {
-                w.pop();
-            }
+        Some(b'l') if n > p2 && n >= 2 && w[n - 2] == b'l' => {
+            w.pop();
         }
         _ => {}
     }

@@ -318,7 +318,20 @@ fn main() {
     };
     let corpus = value("--corpus").unwrap_or_else(|| "/work/shared/corpus/open-telemetry".into());
     let eval_file = value("--eval-file").unwrap_or_else(|| "scripts/docs/eval.json".into());
-    if args.iter().any(|a| a == "--eval") {
+    if args.iter().any(|a| a == "--repos") {
+        // Repository descriptions as list_repositories shows them, to check by eye.
+        let (snap, _) = load(&corpus);
+        let p = DocsProvider::with_sources(vec![Box::new(Fixed(Mutex::new(Some(snap))))]);
+        if let Ok(Value::Array(repos)) = p.call("list_repositories", &json!({})) {
+            for r in repos {
+                println!(
+                    "{}: {}",
+                    r["name"].as_str().unwrap_or(""),
+                    r["description"].as_str().unwrap_or("-")
+                );
+            }
+        }
+    } else if args.iter().any(|a| a == "--eval") {
         let (snap, _) = load(&corpus);
         let p = DocsProvider::with_sources(vec![Box::new(Fixed(Mutex::new(Some(snap))))]);
         run_eval(&p, &eval_file, args.iter().any(|a| a == "--verbose"));
