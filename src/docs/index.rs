@@ -341,7 +341,7 @@ fn mean(values: impl Iterator<Item = u32>) -> f32 {
 }
 
 /// The largest char boundary of `s` at or below `i`.
-fn floor_boundary(s: &str, mut i: usize) -> usize {
+pub(super) fn floor_boundary(s: &str, mut i: usize) -> usize {
     i = i.min(s.len());
     while !s.is_char_boundary(i) {
         i -= 1;

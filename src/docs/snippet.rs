@@ -149,7 +149,7 @@ fn choose(units: &[Unit], terms: &[(String, f32)], max_chars: usize) -> String {
 /// is rare among the text's sentences. Offline answers use it to show the
 /// answer of the top document.
 pub fn passage(text: &str, query: &str, max_chars: usize) -> String {
-    let query = &query[..floor_char_boundary(query, super::index::MAX_QUERY_BYTES)];
+    let query = &query[..super::index::floor_boundary(query, super::index::MAX_QUERY_BYTES)];
     let mut terms: Vec<(String, f32)> = Vec::new();
     tokenize(query, |tok| {
         if terms.len() < super::index::MAX_QUERY_TERMS && !terms.iter().any(|t| t.0 == tok.term) {
@@ -175,14 +175,6 @@ pub fn passage(text: &str, query: &str, max_chars: usize) -> String {
         t.1 = (1.0 + n / (1.0 + d as f32)).ln();
     }
     choose(&units, &terms, max_chars)
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 #[cfg(test)]

@@ -24,6 +24,20 @@ pub struct Unit {
     pub section: u32,
 }
 
+impl Unit {
+    /// A code block's text, flattened and cut.
+    fn code(text: &str, block: u32, section: u32) -> Unit {
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        Unit {
+            text: super::shorten(&flat, MAX_CODE_UNIT_CHARS),
+            code: true,
+            quote: false,
+            block,
+            section,
+        }
+    }
+}
+
 /// Words that end with a period without ending a sentence.
 const ABBREVIATIONS: [&str; 8] = ["e.g", "i.e", "vs", "etc", "cf", "approx", "no", "eg"];
 
@@ -193,16 +207,8 @@ pub fn units(text: &str) -> Vec<Unit> {
             if t.starts_with(fence.as_str()) {
                 let body = std::mem::take(body);
                 code = None;
-                let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
-                if !body.is_empty() {
-                    let text = super::shorten(&body, MAX_CODE_UNIT_CHARS);
-                    out.push(Unit {
-                        text,
-                        code: true,
-                        quote: false,
-                        block,
-                        section,
-                    });
+                if !body.trim().is_empty() {
+                    out.push(Unit::code(&body, block, section));
                 }
                 block += 1;
             } else if body.len() < MAX_CODE_UNIT_CHARS * 2 {
@@ -250,13 +256,7 @@ pub fn units(text: &str) -> Vec<Unit> {
             }
             if is_code {
                 let body = std::mem::take(&mut para);
-                out.push(Unit {
-                    text: super::shorten(body.trim(), MAX_CODE_UNIT_CHARS),
-                    code: true,
-                    quote: false,
-                    block,
-                    section,
-                });
+                out.push(Unit::code(&body, block, section));
                 block += 1;
             }
             rst_block = None;
@@ -355,26 +355,13 @@ pub fn units(text: &str) -> Vec<Unit> {
     }
     if let Some((_, body)) = code {
         // An unclosed fence: its text is still code.
-        let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
-        if !body.is_empty() {
-            out.push(Unit {
-                text: super::shorten(&body, MAX_CODE_UNIT_CHARS),
-                code: true,
-                quote: false,
-                block,
-                section,
-            });
+        if !body.trim().is_empty() {
+            out.push(Unit::code(&body, block, section));
         }
     } else if rst_block == Some(true) {
         let body = std::mem::take(&mut para);
         if !body.trim().is_empty() {
-            out.push(Unit {
-                text: super::shorten(body.trim(), MAX_CODE_UNIT_CHARS),
-                code: true,
-                quote: false,
-                block,
-                section,
-            });
+            out.push(Unit::code(&body, block, section));
         }
     }
     push_para(&mut para, &mut para_quote, &mut out, &mut block, section);

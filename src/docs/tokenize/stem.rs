@@ -133,6 +133,14 @@ fn longest<'a>(w: &[u8], suffixes: &[&'a str]) -> Option<&'a str> {
         .copied()
 }
 
+/// The longest of `suffixes` that `w` ends with, and where it starts, when
+/// it starts inside the region beginning at `region`.
+fn suffix_in<'a>(w: &[u8], suffixes: &[&'a str], region: usize) -> Option<(&'a str, usize)> {
+    let s = longest(w, suffixes)?;
+    let start = w.len() - s.len();
+    (start >= region).then_some((s, start))
+}
+
 fn replace_suffix(w: &mut Vec<u8>, suffix_len: usize, with: &str) {
     w.truncate(w.len() - suffix_len);
     w.extend_from_slice(with.as_bytes());
@@ -262,13 +270,9 @@ fn step_2(w: &mut Vec<u8>, p1: usize) {
         "aliti", "biliti", "iviti", "tional", "ational", "alism", "ation", "ization", "izer",
         "ator", "iveness", "fulness", "ousness", "ogist",
     ];
-    let Some(s) = longest(w, &SUFFIXES) else {
+    let Some((s, start)) = suffix_in(w, &SUFFIXES, p1) else {
         return;
     };
-    let start = w.len() - s.len();
-    if start < p1 {
-        return;
-    }
     let with = match s {
         "tional" => "tion",
         "enci" => "ence",
@@ -305,13 +309,9 @@ fn step_3(w: &mut Vec<u8>, p1: usize, p2: usize) {
     const SUFFIXES: [&str; 9] = [
         "icate", "ative", "alize", "iciti", "ical", "tional", "ational", "ful", "ness",
     ];
-    let Some(s) = longest(w, &SUFFIXES) else {
+    let Some((s, start)) = suffix_in(w, &SUFFIXES, p1) else {
         return;
     };
-    let start = w.len() - s.len();
-    if start < p1 {
-        return;
-    }
     let with = match s {
         "tional" => "tion",
         "ational" => "ate",
@@ -334,13 +334,9 @@ fn step_4(w: &mut Vec<u8>, p2: usize) {
         "ic", "ance", "ence", "able", "ible", "ate", "ive", "ize", "iti", "al", "ism", "ion", "er",
         "ous", "ant", "ent", "ment", "ement",
     ];
-    let Some(s) = longest(w, &SUFFIXES) else {
+    let Some((s, start)) = suffix_in(w, &SUFFIXES, p2) else {
         return;
     };
-    let start = w.len() - s.len();
-    if start < p2 {
-        return;
-    }
     if s == "ion" && !(start > 0 && matches!(w[start - 1], b's' | b't')) {
         return;
     }
