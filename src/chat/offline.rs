@@ -2,13 +2,18 @@
 //! gets an honest answer. The turn runs `search_documentation` itself (with
 //! the same `tool_use_start`/`tool_result` events as a model turn) and
 //! streams the best matches with their snippets and `repo/path` citations.
+//! The top document is read too, so its best passage (up to
+//! [`TOP_PASSAGE_CHARS`]) is on screen without opening the file.
 
 use crate::chat::answer::{Answer, Publish, run_tool};
 use crate::chat::events::ServerEvent;
-use crate::tools::{SEARCH_DOCUMENTATION, ToolProvider};
+use crate::docs::snippet::passage;
+use crate::tools::{GET_DOCUMENTATION, SEARCH_DOCUMENTATION, ToolProvider};
 use serde_json::{Value, json};
 
 const RESULTS: usize = 5;
+/// How much of the top document's best passage is shown.
+const TOP_PASSAGE_CHARS: usize = 800;
 
 /// Why there is no model answer, said first in an offline answer.
 pub(crate) const NO_MODEL: &str =
@@ -41,7 +46,11 @@ pub(crate) fn answer(
             } else {
                 text.push_str("These documents match your question best:\n");
                 for (i, hit) in hits.iter().take(RESULTS).enumerate() {
-                    text.push_str(&format_hit(i + 1, hit));
+                    let shown = match i {
+                        0 => top_passage(tools, hit, question),
+                        _ => None,
+                    };
+                    text.push_str(&format_hit(i + 1, hit, shown.as_deref()));
                 }
             }
         }
@@ -58,7 +67,20 @@ pub(crate) fn answer(
     answer
 }
 
-fn format_hit(n: usize, hit: &Value) -> String {
+/// The best passage of the hit's whole document, read through the same
+/// tools (any provider). `None` if it cannot be read: the snippet stands.
+fn top_passage(tools: &dyn ToolProvider, hit: &Value, question: &str) -> Option<String> {
+    let args = json!({"repo": hit.get("repo")?, "path": hit.get("path")?});
+    let doc = tools.call(GET_DOCUMENTATION, &args).ok()?;
+    let content = match &doc {
+        Value::String(s) => s.as_str(),
+        other => other.get("content")?.as_str()?,
+    };
+    let p = passage(content, question, TOP_PASSAGE_CHARS);
+    (!p.trim().is_empty()).then_some(p)
+}
+
+fn format_hit(n: usize, hit: &Value, passage: Option<&str>) -> String {
     let s = |k: &str| hit.get(k).and_then(Value::as_str).unwrap_or_default();
     let (repo, path, title) = (s("repo"), s("path"), s("title"));
     let mut out = format!(
@@ -72,7 +94,8 @@ fn format_hit(n: usize, hit: &Value) -> String {
         out.push_str(&format!(" - {}", s("url")));
     }
     out.push('\n');
-    let snippet = s("snippet")
+    let snippet = passage
+        .unwrap_or(s("snippet"))
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");

@@ -4,6 +4,9 @@
 //!
 //! Sections are byte ranges into the original text, never copies. This is not
 //! a Markdown renderer: anything it does not recognise is plain body text.
+//! [`prose`] turns text into clean sentences for snippets and descriptions.
+
+pub mod prose;
 
 /// A part of a document under one heading.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +187,22 @@ fn adornment(line: &str, rst: bool) -> Option<u8> {
     Some(c)
 }
 
+/// Whether a line is an underline, overline or rule of one repeated
+/// punctuation character (Markdown or reStructuredText).
+pub fn is_adornment(line: &str) -> bool {
+    adornment(line.trim(), true).is_some()
+        || line.trim().len() >= 3 && adornment(line.trim(), false).is_some()
+}
+
+/// Byte offset where a document's content starts, after any front matter.
+pub fn content_start(text: &str) -> usize {
+    let lines = lines(text);
+    match front_matter(text, &lines) {
+        Some((_, n)) => lines.get(n).map_or(text.len(), |l| l.0),
+        None => 0,
+    }
+}
+
 /// Splits a document into title and sections. `rst` selects
 /// reStructuredText title rules instead of Markdown ones.
 pub fn parse(text: &str, rst: bool) -> Parsed {
@@ -319,98 +338,254 @@ fn split_long(
     });
 }
 
-/// Inline Markdown reduced to its words: `[text](url)` -> text, code ticks,
-/// emphasis and HTML tags dropped, `{#anchor}` removed.
+/// The index just past the bracket that closes the one at `open` (`[` or
+/// `(`), counting nested pairs; `None` when it is not closed.
+fn closing(s: &str, open: usize) -> Option<usize> {
+    let b = s.as_bytes();
+    let (o, c) = match b.get(open)? {
+        b'[' => (b'[', b']'),
+        b'(' => (b'(', b')'),
+        _ => return None,
+    };
+    let mut depth = 0usize;
+    for (i, &x) in b.iter().enumerate().skip(open) {
+        if x == o {
+            depth += 1;
+        } else if x == c {
+            depth -= 1;
+            if depth == 0 {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+/// The character an HTML entity stands for (the common named ones and
+/// numeric references), and its length.
+fn entity(s: &str) -> Option<(char, usize)> {
+    let end = s.bytes().take(12).position(|b| b == b';')?;
+    let name = &s[1..end];
+    let c = match name {
+        "nbsp" | "ensp" | "emsp" | "thinsp" => ' ',
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "bull" => '•',
+        "middot" => '·',
+        "mdash" => '—',
+        "ndash" => '–',
+        "hellip" => '…',
+        "copy" => '©',
+        "reg" => '®',
+        "trade" => '™',
+        "rarr" => '→',
+        "larr" => '←',
+        "times" => '×',
+        _ => {
+            let num = name.strip_prefix('#')?;
+            let v = match num.strip_prefix(['x', 'X']) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => num.parse().ok()?,
+            };
+            char::from_u32(v).filter(|c| !c.is_control())?
+        }
+    };
+    Some((c, end + 1))
+}
+
+/// Inline Markdown and reStructuredText reduced to their words: links to
+/// their text, images and badges dropped, code ticks, emphasis and HTML tags
+/// dropped (an autolink keeps its URL), entities decoded, `{#anchor}`,
+/// rst roles and `|substitutions|` removed, whitespace collapsed.
 pub fn clean_inline(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(c) = rest.chars().next() {
-        match c {
-            '<' if rest[1..]
-                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '!') =>
-            {
-                match rest.find('>') {
-                    Some(end) => {
-                        rest = &rest[end + 1..];
-                        if !out.ends_with(' ') && !out.is_empty() {
-                            out.push(' ');
-                        }
-                        continue;
-                    }
-                    None => out.push(c),
-                }
-            }
-            ']' if rest[1..].starts_with('(') => match rest.find(')') {
-                Some(end) => {
-                    rest = &rest[end + 1..];
-                    continue;
-                }
-                None => out.push(c),
-            },
-            '{' if rest[1..].starts_with('#') => match rest.find('}') {
-                Some(end) => {
-                    rest = &rest[end + 1..];
-                    continue;
-                }
-                None => out.push(c),
-            },
-            '`' | '*' | '[' | ']' | '!' | '|' => {
-                if c == '!' && !rest[1..].starts_with('[') {
-                    out.push(c);
-                } else if c == '|' && !out.ends_with(' ') && !out.is_empty() {
-                    out.push(' ');
-                }
-            }
-            c if c.is_whitespace() => {
-                if !out.ends_with(' ') && !out.is_empty() {
-                    out.push(' ');
-                }
-            }
-            c => out.push(c),
-        }
-        rest = &rest[c.len_utf8()..];
-    }
+    clean_into(s, &mut out);
     let trimmed = out.trim_end().len();
     out.truncate(trimmed);
     out
 }
 
-/// The first prose paragraph of a README, shortened: a repository's
-/// description when the source has none. Skips headings, badges, HTML and
-/// front matter.
-pub fn readme_description(text: &str, max_chars: usize) -> Option<String> {
-    let lines = lines(text);
-    let skip = front_matter(text, &lines).map_or(0, |(_, n)| n);
-    let mut para = String::new();
-    let mut fences = Fences::default();
-    for &(s, e) in &lines[skip.min(lines.len())..] {
-        let line = text[s..e].trim();
-        if fences.code(line) {
-            continue;
-        }
-        let structural = line.starts_with('#')
-            || line.starts_with("[![")
-            || line.starts_with("![")
-            || line.starts_with('<')
-            || line.starts_with('|')
-            || line.starts_with("[")
-            || line.starts_with('>')
-            || line.starts_with("..")
-            || adornment(line, true).is_some();
-        if line.is_empty() || structural {
-            if !para.is_empty() {
-                break;
+fn space(out: &mut String) {
+    if !out.ends_with(' ') && !out.is_empty() {
+        out.push(' ');
+    }
+}
+
+fn clean_into(s: &str, out: &mut String) {
+    let mut i = 0;
+    while i < s.len() {
+        let rest = &s[i..];
+        let Some(c) = rest.chars().next() else { break };
+        let next = rest[c.len_utf8()..].chars().next();
+        match c {
+            '<' if rest.starts_with("<!--") => match rest.find("-->") {
+                Some(e) => {
+                    i += e + 3;
+                    continue;
+                }
+                None => break,
+            },
+            '<' if next.is_some_and(|n| n.is_ascii_alphabetic() || n == '/' || n == '!') => {
+                if let Some(end) = rest.find('>') {
+                    let inner = &rest[1..end];
+                    if inner.starts_with("http://") || inner.starts_with("https://") {
+                        out.push_str(inner);
+                    } else {
+                        space(out);
+                    }
+                    i += end + 1;
+                    continue;
+                }
+                out.push(c);
             }
-            continue;
+            // An image or a badge: nothing of it is prose.
+            '!' if next == Some('[') => {
+                if let Some(close) = closing(rest, 1) {
+                    let after = &rest[close..];
+                    let skip = match after.as_bytes().first() {
+                        Some(b'(' | b'[') => closing(after, 0).unwrap_or(0),
+                        _ => 0,
+                    };
+                    i += close + skip;
+                    continue;
+                }
+                out.push(c);
+            }
+            '[' => {
+                if let Some(close) = closing(rest, 0) {
+                    let inner = &rest[1..close - 1];
+                    let after = &rest[close..];
+                    let skip = match after.as_bytes().first() {
+                        Some(b'(' | b'[') => closing(after, 0).unwrap_or(0),
+                        _ => 0,
+                    };
+                    clean_into(inner, out);
+                    i += close + skip;
+                    continue;
+                }
+            }
+            // rst: `text <url>`_ and ``literal``.
+            '`' => {
+                if let Some(end) = rest[1..].find("`_")
+                    && let Some(lt) = rest[1..1 + end].rfind(" <")
+                    && rest[1..1 + end].ends_with('>')
+                {
+                    clean_into(&rest[1..1 + lt], out);
+                    i += 1 + end + 2;
+                    while s[i..].starts_with('_') {
+                        i += 1;
+                    }
+                    continue;
+                }
+            }
+            // rst role: :role:`text`
+            ':' if next.is_some_and(|n| n.is_ascii_lowercase()) => {
+                let name_len = rest[1..]
+                    .bytes()
+                    .take_while(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_' | b':'))
+                    .count();
+                let name = &rest[1..1 + name_len];
+                if name.ends_with(':') && rest[1 + name_len..].starts_with('`') {
+                    i += 1 + name_len;
+                    continue;
+                }
+                // An emoji shortcode: ":warning: Note".
+                let after = rest[1 + name_len..].chars().next();
+                let alone = (out.is_empty() || out.ends_with(' '))
+                    && after.is_none_or(|a| a.is_whitespace() || a.is_ascii_punctuation());
+                if name.ends_with(':') && name.matches(':').count() == 1 && alone {
+                    i += 1 + name_len;
+                    continue;
+                }
+                out.push(c);
+            }
+            // rst substitution: |name|
+            '|' if next.is_some_and(|n| n.is_ascii_alphanumeric()) => {
+                let len = rest[1..]
+                    .bytes()
+                    .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+                    .count();
+                if rest[1 + len..].starts_with('|') {
+                    i += len + 2;
+                    continue;
+                }
+                space(out);
+            }
+            '{' if next == Some('#') => match rest.find('}') {
+                Some(end) => {
+                    i += end + 1;
+                    continue;
+                }
+                None => out.push(c),
+            },
+            '&' => match entity(rest) {
+                Some((ch, len)) => {
+                    if ch == ' ' {
+                        space(out);
+                    } else {
+                        out.push(ch);
+                    }
+                    i += len;
+                    continue;
+                }
+                None => out.push(c),
+            },
+            '\\' if next.is_some_and(|n| n.is_ascii_punctuation()) => {}
+            // Emphasis "_like this_", not the "_" of OTEL_SERVICE_NAME.
+            '_' => {
+                let inside = out.chars().last().is_some_and(char::is_alphanumeric)
+                    && next.is_some_and(char::is_alphanumeric);
+                if inside {
+                    out.push(c);
+                }
+            }
+            '*' | ']' | '|' => space_if_pipe(c, out),
+            c if c.is_whitespace() => space(out),
+            c => out.push(c),
         }
-        para.push_str(line);
-        para.push(' ');
+        i += c.len_utf8();
     }
-    let clean = clean_inline(&para);
-    if clean.chars().count() < 3 {
-        return None;
+}
+
+fn space_if_pipe(c: char, out: &mut String) {
+    if c == '|' {
+        space(out);
     }
-    Some(shorten(&clean, max_chars))
+}
+
+/// A README's first real sentences, shortened: a repository's description
+/// when the source has none. Skips front matter, headings, badges, HTML,
+/// link rows, code and table rows, quoted notes, and lines that are headings
+/// written as text ("Table of Contents", "Status"); entities are decoded.
+pub fn readme_description(text: &str, max_chars: usize) -> Option<String> {
+    /// A real sentence has at least this many words.
+    const MIN_WORDS: usize = 4;
+    let units = prose::units(text);
+    let is_real = |u: &prose::Unit| {
+        !u.code
+            && u.text.split_whitespace().count() >= MIN_WORDS
+            && u.text.chars().filter(|c| c.is_alphabetic()).count() * 2 > u.text.len()
+            && !u.quote
+            && !u.text.contains(" | ")
+            && !u.text.contains(" • ")
+            && !u.text.to_lowercase().starts_with("table of contents")
+    };
+    let first = units.iter().position(is_real)?;
+    let mut desc = units[first].text.clone();
+    for u in units[first + 1..]
+        .iter()
+        .take_while(|u| u.block == units[first].block && !u.code)
+    {
+        if desc.chars().count() >= max_chars {
+            break;
+        }
+        desc.push(' ');
+        desc.push_str(&u.text);
+    }
+    Some(shorten(&desc, max_chars))
 }
 
 /// Cuts at a word boundary before `max_chars` characters, adding "…".
@@ -516,6 +691,34 @@ mod tests {
         assert_eq!(p.sections.len(), 1);
         let t = format!("# H\n{}", "─x\n".repeat(2000));
         assert!(parse(&t, false).sections.len() > 1);
+    }
+
+    /// The kinds of junk the open-telemetry READMEs gave as descriptions.
+    #[test]
+    fn readme_description_skips_layout() {
+        let t = "---\n\n<p align=\"center\">\n  <strong>\n    <a href=\"x\">Getting Started</a>\n    &nbsp;&nbsp;&bull;&nbsp;&nbsp;\n    <a href=\"y\">Getting Involved</a>\n  </strong>\n</p>\n\n<img\n  src=\"logo.png\"\n  alt=\"logo\">\n\n**Table of Contents**\n\n- [Status](#status)\n\nStatus\n\n> :warning: **Important note:** tags may change at any time, do not rely on them.\n\n[![Build](https://b/x.svg)](https://b) |pypi|\n\nThe _collector_ receives, processes &amp; exports telemetry.\n";
+        assert_eq!(
+            readme_description(t, 200).as_deref(),
+            Some("The collector receives, processes & exports telemetry.")
+        );
+    }
+
+    #[test]
+    fn inline_cleaning() {
+        assert_eq!(
+            clean_inline(
+                "See [the docs][ref], ![logo](l.png) `code` <https://x.y/z> &lt;b&gt; :smile: x"
+            ),
+            "See the docs, code https://x.y/z <b> x"
+        );
+        assert_eq!(
+            clean_inline("Set OTEL_SERVICE_NAME, not _this_"),
+            "Set OTEL_SERVICE_NAME, not this"
+        );
+        assert_eq!(
+            clean_inline("Use `the guide <https://g>`_ and :ref:`config` |badge|"),
+            "Use the guide and config"
+        );
     }
 
     #[test]

@@ -348,10 +348,13 @@ impl DocsProvider {
 }
 
 /// Ranked search results as the tool returns them; snippets are made only
-/// for the documents returned.
+/// for the documents returned. The query is read within the index's budgets
+/// ([`index::MAX_QUERY_BYTES`], [`index::MAX_QUERY_TERMS`]): a longer one is
+/// cut, not refused.
 pub fn search_results(idx: &Index, query: &str, repo: Option<u32>, limit: usize) -> Vec<Value> {
-    let hits = idx.search(query, repo, limit);
-    let terms: HashSet<String> = tokenize::terms(query).into_iter().collect();
+    let q = idx.query(query);
+    let hits = idx.search(&q, repo, limit);
+    let weights = idx.term_weights(&q);
     hits.iter()
         .map(|h| {
             let file = idx.file(h.doc);
@@ -366,7 +369,7 @@ pub fn search_results(idx: &Index, query: &str, repo: Option<u32>, limit: usize)
                 },
                 str::to_string,
             );
-            let mut snippet = snippet::snippet(body, &terms);
+            let mut snippet = snippet::best_passage(body, &weights, snippet::SNIPPET_CHARS);
             if snippet.is_empty() {
                 snippet = heading.map(markdown::clean_inline).unwrap_or_default();
             }

@@ -124,7 +124,7 @@ pub fn documentation_tools() -> Vec<ToolSpec> {
         ),
         spec(
             SEARCH_DOCUMENTATION,
-            "Full-text search over all documentation (or one repository). Returns ranked matches with repo, path, title, heading and a snippet.",
+            "Full-text search over all documentation (or one repository). Returns ranked matches with repo, path, title, heading and a snippet. Queries are read up to 4 KiB and 64 distinct words.",
             json!({
                 "type": "object",
                 "properties": {

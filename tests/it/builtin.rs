@@ -263,3 +263,41 @@ fn the_health_command_fails_without_documents() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/docs"), "{err}");
 }
+
+#[test]
+fn the_offline_answer_shows_the_top_documents_passage() {
+    let dir = TempDir::new("passage");
+    dir.write(".git/HEAD", "ref: refs/heads/main\n");
+    let filler = "This paragraph talks about something else entirely. ".repeat(40);
+    dir.write(
+        "docs/ops.md",
+        format!(
+            "# Operations\n\n{filler}\n\n## Backups\n\n{filler}\n\nThe nightly backup \
+             of the ledger database runs at 02:00 UTC and is kept for 14 days. It is written \
+             to the cold bucket first and checked the next morning. A failed check pages \
+             the on-call engineer at once. Restores are tested every quarter on a staging \
+             copy. The runbook lists the commands for a point-in-time restore. Ask the \
+             platform team before you change the schedule.\n\n{filler}\n"
+        ),
+    );
+    dir.write(
+        "docs/other.md",
+        "# Other\n\nNothing about the ledger here.\n",
+    );
+    let kv = Kv::start(dir.path(), &[]);
+    let mut ws = connect(kv.port, "passage", None).unwrap();
+    ws.ask("when does the ledger database backup run?");
+    let text = texts(&ws.until_done());
+    assert!(text.contains("runs at 02:00 UTC"), "{text}");
+    let first = text
+        .split("\n1. ")
+        .nth(1)
+        .unwrap()
+        .split("\n2. ")
+        .next()
+        .unwrap();
+    // Longer than a search snippet (at most ~300), shorter than the page.
+    let quoted = first.split("\n   > ").nth(1).unwrap_or_default();
+    let n = quoted.chars().count();
+    assert!((301..=850).contains(&n), "{n} chars: {quoted}");
+}

@@ -22,6 +22,7 @@ mod journal;
 mod mcp_client;
 mod mcp_server;
 mod page;
+mod search;
 mod service_mcp;
 mod shutdown;
 mod ws;

@@ -59,22 +59,29 @@ fn load(corpus: &str) -> (Vec<RepoSnapshot>, f64) {
     (snap, t.elapsed().as_secs_f64())
 }
 
-fn eval_set(path: &str) -> Vec<(String, Vec<String>)> {
+/// One question of scripts/docs/eval.json: the query, the half it belongs
+/// to ("tune" or "test", fixed before tuning) and the documents that answer it.
+struct Question {
+    q: String,
+    split: String,
+    answers: Vec<String>,
+}
+
+fn eval_set(path: &str) -> Vec<Question> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     v.as_array()
         .expect("eval.json is a list")
         .iter()
-        .map(|q| {
-            (
-                q["q"].as_str().expect("q").to_string(),
-                q["answers"]
-                    .as_array()
-                    .expect("answers")
-                    .iter()
-                    .map(|a| a.as_str().expect("answer").to_string())
-                    .collect(),
-            )
+        .map(|q| Question {
+            q: q["q"].as_str().expect("q").to_string(),
+            split: q["split"].as_str().unwrap_or("tune").to_string(),
+            answers: q["answers"]
+                .as_array()
+                .expect("answers")
+                .iter()
+                .map(|a| a.as_str().expect("answer").to_string())
+                .collect(),
         })
         .collect()
 }
@@ -95,10 +102,49 @@ fn search(p: &DocsProvider, q: &str, limit: usize) -> Vec<String> {
     }
 }
 
+/// Sums of the per-question figures of one half.
+#[derive(Default)]
+struct Scores {
+    n: usize,
+    hit5: usize,
+    rr: f64,
+    ndcg: f64,
+}
+
+impl Scores {
+    fn line(&self, name: &str) -> String {
+        let n = self.n.max(1) as f64;
+        format!(
+            "{name:<5} {:>3} questions: recall@5 {:.3}, MRR@10 {:.3}, nDCG@10 {:.3}",
+            self.n,
+            self.hit5 as f64 / n,
+            self.rr / n,
+            self.ndcg / n
+        )
+    }
+}
+
+/// nDCG@10 with binary relevance: every listed answer counts 1.
+fn ndcg10(results: &[String], answers: &[String]) -> f64 {
+    let dcg: f64 = results
+        .iter()
+        .take(10)
+        .enumerate()
+        .filter(|(_, r)| answers.contains(r))
+        .map(|(i, _)| 1.0 / (i as f64 + 2.0).log2())
+        .sum();
+    let ideal: f64 = (0..answers.len().min(10))
+        .map(|i| 1.0 / (i as f64 + 2.0).log2())
+        .sum();
+    if ideal > 0.0 { dcg / ideal } else { 0.0 }
+}
+
 fn run_eval(p: &DocsProvider, file: &str, verbose: bool) {
     let set = eval_set(file);
-    let (mut hit5, mut rr, mut missing) = (0usize, 0f64, 0usize);
-    for (q, answers) in &set {
+    let mut missing = 0usize;
+    let (mut tune, mut test) = (Scores::default(), Scores::default());
+    for question in &set {
+        let (q, answers) = (&question.q, &question.answers);
         for a in answers {
             let (repo, path) = a.split_once('/').unwrap_or((a, ""));
             if p.call("get_documentation", &json!({"repo": repo, "path": path}))
@@ -113,16 +159,24 @@ fn run_eval(p: &DocsProvider, file: &str, verbose: bool) {
             .iter()
             .position(|r| answers.contains(r))
             .map(|i| i + 1);
+        let s = if question.split == "test" {
+            &mut test
+        } else {
+            &mut tune
+        };
+        s.n += 1;
         if rank.is_some_and(|r| r <= 5) {
-            hit5 += 1;
+            s.hit5 += 1;
         }
         if let Some(r) = rank {
-            rr += 1.0 / r as f64;
+            s.rr += 1.0 / r as f64;
         }
+        s.ndcg += ndcg10(&results, answers);
         if verbose || rank.is_none_or(|r| r > 5) {
             println!(
-                "{:>4}  {q}",
-                rank.map_or("-".to_string(), |r| r.to_string())
+                "{:>4}  [{}] {q}",
+                rank.map_or("-".to_string(), |r| r.to_string()),
+                question.split
             );
             if verbose || rank.is_none() {
                 for r in results.iter().take(3) {
@@ -131,18 +185,12 @@ fn run_eval(p: &DocsProvider, file: &str, verbose: bool) {
             }
         }
     }
-    let n = set.len() as f64;
-    println!(
-        "evaluation: {} questions, recall@5 {:.3}, MRR@10 {:.3}{}",
-        set.len(),
-        hit5 as f64 / n,
-        rr / n,
-        if missing > 0 {
-            format!(" ({missing} answers missing from corpus)")
-        } else {
-            String::new()
-        }
-    );
+    println!("evaluation ({} questions):", set.len());
+    println!("  {}", tune.line("tune"));
+    println!("  {}", test.line("test"));
+    if missing > 0 {
+        println!("  ({missing} answers missing from corpus)");
+    }
 }
 
 fn latency(p: &DocsProvider, queries: &[String]) -> (f64, f64, f64) {
@@ -163,8 +211,8 @@ fn latency(p: &DocsProvider, queries: &[String]) -> (f64, f64, f64) {
     (pct(0.5), pct(0.99), times[times.len() - 1])
 }
 
-fn queries(p: &DocsProvider, eval: &[(String, Vec<String>)]) -> Vec<String> {
-    let mut qs: Vec<String> = eval.iter().map(|e| e.0.clone()).collect();
+fn queries(p: &DocsProvider, eval: &[Question]) -> Vec<String> {
+    let mut qs: Vec<String> = eval.iter().map(|e| e.q.clone()).collect();
     let idx = p.index();
     let step = (idx.doc_count() / 250).max(1);
     for d in (0..idx.doc_count()).step_by(step) {
@@ -191,7 +239,7 @@ fn queries(p: &DocsProvider, eval: &[(String, Vec<String>)]) -> Vec<String> {
     qs
 }
 
-fn bench(corpus: &str, eval: &[(String, Vec<String>)]) {
+fn bench(corpus: &str, eval: &[Question]) {
     let rss0 = rss_kib();
     let (snap, read_s) = load(corpus);
     let bytes: u64 = snap
@@ -277,7 +325,20 @@ fn main() {
     };
     let corpus = value("--corpus").unwrap_or_else(|| "/work/shared/corpus/open-telemetry".into());
     let eval_file = value("--eval-file").unwrap_or_else(|| "scripts/docs/eval.json".into());
-    if args.iter().any(|a| a == "--eval") {
+    if args.iter().any(|a| a == "--repos") {
+        // Repository descriptions as list_repositories shows them, to check by eye.
+        let (snap, _) = load(&corpus);
+        let p = DocsProvider::with_sources(vec![Box::new(Fixed(Mutex::new(Some(snap))))]);
+        if let Ok(Value::Array(repos)) = p.call("list_repositories", &json!({})) {
+            for r in repos {
+                println!(
+                    "{}: {}",
+                    r["name"].as_str().unwrap_or(""),
+                    r["description"].as_str().unwrap_or("-")
+                );
+            }
+        }
+    } else if args.iter().any(|a| a == "--eval") {
         let (snap, _) = load(&corpus);
         let p = ready(snap);
         run_eval(&p, &eval_file, args.iter().any(|a| a == "--verbose"));
