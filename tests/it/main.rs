@@ -17,6 +17,7 @@ mod github_service;
 mod http;
 mod mcp_client;
 mod mcp_server;
+mod openai;
 mod service_mcp;
 mod shutdown;
 mod ws;
