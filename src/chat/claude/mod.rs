@@ -6,16 +6,16 @@
 //! The request body is the history's own JSON (the typed messages serialise
 //! in the Messages API's form); the events are assembled in `assemble`. The
 //! HTTP request, retries, idle timeout and cancellation are the shared
-//! `chat::upstream`'s. It does not run tools, keep history or decide what a
-//! stop reason means for the conversation: that is the turn's job.
+//! `chat::upstream`'s (which makes it a `LanguageModel`). It does not run
+//! tools, keep history or decide what a stop reason means for the
+//! conversation: that is the turn's job.
 
 mod assemble;
 
 use self::assemble::Assembler;
-use crate::chat::model::{LanguageModel, ModelError, ModelReply, ModelRequest};
-use crate::chat::upstream::{self, Endpoint, Wire, policy};
+use crate::chat::model::ModelRequest;
+use crate::chat::upstream::{Endpoint, Wire, policy};
 use crate::config::{Config, LlmProvider, Secret};
-use crate::conversations::live::Cancel;
 use crate::messages::Message;
 use serde::Serialize;
 use serde_json::Value;
@@ -81,6 +81,22 @@ impl ClaudeClient {
         };
         ClaudeClient { config, endpoint }
     }
+}
+
+impl Wire for ClaudeClient {
+    type Assembler = Assembler;
+
+    fn provider(&self) -> LlmProvider {
+        LlmProvider::Anthropic
+    }
+
+    fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
 
     /// The request body, serialised straight from borrowed parts: the
     /// history is not copied into a `Value` first.
@@ -121,14 +137,6 @@ impl ClaudeClient {
         // Serialising borrowed JSON values and strings cannot fail.
         serde_json::to_vec(&body).unwrap_or_default()
     }
-}
-
-impl Wire for ClaudeClient {
-    type Assembler = Assembler;
-
-    fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
 
     fn headers(&self) -> Vec<(&'static str, &str)> {
         let mut headers = vec![("anthropic-version", ANTHROPIC_VERSION)];
@@ -148,28 +156,5 @@ impl Wire for ClaudeClient {
 
     fn assembler(&self) -> Assembler {
         Assembler::new()
-    }
-}
-
-impl LanguageModel for ClaudeClient {
-    fn provider(&self) -> LlmProvider {
-        LlmProvider::Anthropic
-    }
-
-    fn model(&self) -> &str {
-        &self.config.model
-    }
-
-    /// See [`upstream::stream`] for the retry rules. An `error` event whose
-    /// type would have been a retryable status (`overloaded_error`,
-    /// `api_error`, `rate_limit_error`, `timeout_error`) is retried while no
-    /// text was forwarded.
-    fn stream(
-        &self,
-        request: &ModelRequest<'_>,
-        cancel: &Cancel,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<ModelReply, ModelError> {
-        upstream::stream(self, &self.body(request), cancel, on_text)
     }
 }

@@ -11,10 +11,9 @@ mod assemble;
 mod history;
 
 use self::assemble::Assembler;
-use crate::chat::model::{LanguageModel, ModelError, ModelReply, ModelRequest};
-use crate::chat::upstream::{self, Endpoint, Wire, policy};
+use crate::chat::model::ModelRequest;
+use crate::chat::upstream::{Endpoint, Wire, policy};
 use crate::config::{Config, LlmProvider, Secret};
-use crate::conversations::live::Cancel;
 use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -79,6 +78,22 @@ impl OpenAiClient {
             authorization,
         }
     }
+}
+
+impl Wire for OpenAiClient {
+    type Assembler = Assembler;
+
+    fn provider(&self) -> LlmProvider {
+        LlmProvider::OpenAi
+    }
+
+    fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
 
     /// The request body: the history mapped to chat-completions messages
     /// (borrowing its text where it can), the tools as functions.
@@ -133,14 +148,6 @@ impl OpenAiClient {
         // Serialising borrowed JSON values and strings cannot fail.
         serde_json::to_vec(&body).unwrap_or_default()
     }
-}
-
-impl Wire for OpenAiClient {
-    type Assembler = Assembler;
-
-    fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
 
     fn headers(&self) -> Vec<(&'static str, &str)> {
         self.authorization
@@ -160,27 +167,5 @@ impl Wire for OpenAiClient {
 
     fn assembler(&self) -> Assembler {
         Assembler::default()
-    }
-}
-
-impl LanguageModel for OpenAiClient {
-    fn provider(&self) -> LlmProvider {
-        LlmProvider::OpenAi
-    }
-
-    fn model(&self) -> &str {
-        &self.config.model
-    }
-
-    /// See [`upstream::stream`] for the retry rules; an error object in the
-    /// stream whose type is `server_error` or a rate limit (or whose code is
-    /// 429 or 5xx) is retried while no text was forwarded.
-    fn stream(
-        &self,
-        request: &ModelRequest<'_>,
-        cancel: &Cancel,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<ModelReply, ModelError> {
-        upstream::stream(self, &self.body(request), cancel, on_text)
     }
 }

@@ -15,8 +15,8 @@
 
 pub(crate) mod policy;
 
-use crate::chat::model::{ModelError, ModelReply};
-use crate::config::Secret;
+use crate::chat::model::{LanguageModel, ModelError, ModelReply, ModelRequest};
+use crate::config::{LlmProvider, Secret};
 use crate::conversations::live::Cancel;
 use crate::net;
 use crate::sse::{SseEvent, SseReader};
@@ -54,11 +54,19 @@ pub(crate) struct Endpoint {
     pub connect_timeout: Duration,
 }
 
-/// A provider's wire format, as far as the shared client needs it.
-pub(crate) trait Wire {
+/// A provider's wire format, as far as the shared client needs it. Every
+/// `Wire` is a [`LanguageModel`].
+pub(crate) trait Wire: Send + Sync {
     type Assembler: Assemble;
 
+    fn provider(&self) -> LlmProvider;
+
+    fn model(&self) -> &str;
+
     fn endpoint(&self) -> &Endpoint;
+
+    /// The request body for `request`, serialised.
+    fn body(&self, request: &ModelRequest<'_>) -> Vec<u8>;
 
     /// Headers besides `content-type` and `accept`: authentication, versions.
     fn headers(&self) -> Vec<(&'static str, &str)>;
@@ -106,6 +114,26 @@ pub(crate) enum Flow {
     },
     /// A known event whose data could not be understood.
     Malformed(String),
+}
+
+impl<W: Wire> LanguageModel for W {
+    fn provider(&self) -> LlmProvider {
+        Wire::provider(self)
+    }
+
+    fn model(&self) -> &str {
+        Wire::model(self)
+    }
+
+    /// See [`stream`] for the retry rules.
+    fn stream(
+        &self,
+        request: &ModelRequest<'_>,
+        cancel: &Cancel,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ModelReply, ModelError> {
+        stream(self, &self.body(request), cancel, on_text)
+    }
 }
 
 /// Why one attempt failed, and whether another may be made.
