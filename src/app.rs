@@ -4,7 +4,6 @@
 
 use crate::access::Access;
 use crate::access::rate::RateLimit;
-use crate::chat::claude::{ClaudeClient, ClaudeConfig};
 use crate::chat::{self, Chat};
 use crate::config::Config;
 use crate::conversations::{self, Conversations};
@@ -50,7 +49,7 @@ impl App {
     }
 
     pub fn with_tools(config: Config, tools: Arc<dyn ToolProvider>) -> Arc<App> {
-        let model = ClaudeConfig::from_config(&config).map(ClaudeClient::new);
+        let model = chat::language_model(&config);
         let mcp_server = McpServer::new(tools.clone(), &config);
         let conversations = Arc::new(Conversations::new(conversations::Limits {
             max_conversations: config.max_conversations,

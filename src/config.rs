@@ -36,6 +36,40 @@ pub enum McpTransport {
     SimpleHttp,
 }
 
+/// Which wire format the chat's language model speaks (`LLM_PROVIDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmProvider {
+    /// The Messages API: Claude, or a compatible server at `ANTHROPIC_BASE_URL`.
+    Anthropic,
+    /// Chat completions: Ollama, vLLM, llama.cpp's llama-server, LM Studio, OpenAI.
+    OpenAi,
+}
+
+impl LlmProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LlmProvider::Anthropic => "anthropic",
+            LlmProvider::OpenAi => "openai",
+        }
+    }
+}
+
+/// The hosts whose APIs always need a key.
+const ANTHROPIC_API_HOST: &str = "api.anthropic.com";
+const OPENAI_API_HOST: &str = "api.openai.com";
+
+/// The host of an `http(s)://` URL, lower-case, without port or path.
+fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
 #[derive(Debug, Clone)]
 pub struct GithubConfig {
     pub org: String,
@@ -57,6 +91,14 @@ pub struct Config {
     /// Idle time allowed between two SSE events from Claude.
     pub claude_idle_timeout: Duration,
     pub max_tool_rounds: u32,
+    /// `LLM_PROVIDER`; the `OPENAI_*` settings below serve `OpenAi` (which
+    /// also uses `CLAUDE_MAX_TOKENS` and `CLAUDE_IDLE_TIMEOUT`).
+    pub llm_provider: LlmProvider,
+    /// With its `/v1`; the client appends `/chat/completions`.
+    pub openai_base_url: String,
+    pub openai_api_key: Option<Secret>,
+    /// Required with `LLM_PROVIDER=openai`.
+    pub openai_model: String,
 
     pub mcp_server_url: Option<String>,
     pub mcp_timeout: Duration,
@@ -324,6 +366,39 @@ impl Config {
         let allow_anonymous = boolean("ALLOW_ANONYMOUS")?;
         let budget = number("CLAUDE_DAILY_TOKEN_BUDGET", 0, 0, u64::MAX)?;
 
+        // The language model: LLM_PROVIDER and the OpenAI-compatible server.
+        let llm_provider = match string("LLM_PROVIDER", "anthropic")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "anthropic" | "claude" => LlmProvider::Anthropic,
+            "openai" => LlmProvider::OpenAi,
+            other => {
+                return Err(err(
+                    "LLM_PROVIDER",
+                    &format!("expected anthropic or openai, got {other:?}"),
+                ));
+            }
+        };
+        let openai_base_url =
+            url("OPENAI_BASE_URL", Some("https://api.openai.com/v1"))?.unwrap_or_default();
+        let openai_api_key = get("OPENAI_API_KEY").map(|k| Secret(k.to_string()));
+        let openai_model = string("OPENAI_MODEL", "");
+        if llm_provider == LlmProvider::OpenAi {
+            if openai_model.is_empty() {
+                return Err(err(
+                    "OPENAI_MODEL",
+                    "LLM_PROVIDER=openai needs the model id the server knows (e.g. llama3.2:1b for Ollama; llama-server accepts any name)",
+                ));
+            }
+            if openai_api_key.is_none() && url_host(&openai_base_url) == OPENAI_API_HOST {
+                return Err(err(
+                    "OPENAI_API_KEY",
+                    "api.openai.com needs a key; for a self-hosted server set OPENAI_BASE_URL (e.g. http://127.0.0.1:11434/v1 for Ollama)",
+                ));
+            }
+        }
+
         Ok(Config {
             api_tokens: tokens.into_iter().map(Secret).collect(),
             allow_anonymous,
@@ -353,6 +428,10 @@ impl Config {
             claude_max_tokens: number("CLAUDE_MAX_TOKENS", 4096, 1, 1_000_000)? as u32,
             claude_idle_timeout: Duration::from_secs(number("CLAUDE_IDLE_TIMEOUT", 120, 1, 3600)?),
             max_tool_rounds: number("MAX_TOOL_ROUNDS", 10, 1, 100)? as u32,
+            llm_provider,
+            openai_base_url,
+            openai_api_key,
+            openai_model,
             mcp_server_url: url("MCP_SERVER_URL", None)?,
             mcp_timeout: Duration::from_secs(number("MCP_TIMEOUT", 30, 1, 3600)?),
             mcp_transport,
@@ -411,8 +490,21 @@ impl Config {
         })
     }
 
+    /// True when the chat has a language model; false: offline retrieval
+    /// mode. With `LLM_PROVIDER=openai` a model is always configured (a
+    /// missing setting stops start-up instead).
     pub fn llm_configured(&self) -> bool {
-        self.anthropic_api_key.is_some()
+        match self.llm_provider {
+            LlmProvider::Anthropic => self.anthropic_usable(),
+            LlmProvider::OpenAi => true,
+        }
+    }
+
+    /// The Messages API can be asked: with a key, or at a compatible server
+    /// other than api.anthropic.com, which may need none (llama-server,
+    /// Ollama). api.anthropic.com without a key is offline mode.
+    pub fn anthropic_usable(&self) -> bool {
+        self.anthropic_api_key.is_some() || url_host(&self.anthropic_base_url) != ANTHROPIC_API_HOST
     }
 
     pub fn origin_allowed(&self, origin: &str) -> bool {
@@ -574,6 +666,67 @@ mod tests {
         ] {
             assert_eq!(Config::from_map(&map(&[(k, v)])).unwrap_err().variable, k);
         }
+    }
+
+    #[test]
+    fn llm_provider_and_the_openai_settings() {
+        let c = Config::from_map(&HashMap::new()).unwrap();
+        assert_eq!(c.llm_provider, LlmProvider::Anthropic);
+        // api.anthropic.com without a key: offline mode.
+        assert!(!c.llm_configured());
+        // A compatible server elsewhere needs no key.
+        for base in [
+            "http://127.0.0.1:8080",
+            "https://litellm.internal/anthropic",
+            "https://api.anthropic.com.evil.example",
+        ] {
+            let c = Config::from_map(&map(&[("ANTHROPIC_BASE_URL", base)])).unwrap();
+            assert!(c.llm_configured(), "{base}");
+        }
+        for base in [
+            "https://API.anthropic.com/",
+            "https://user@api.anthropic.com:443",
+        ] {
+            let c = Config::from_map(&map(&[("ANTHROPIC_BASE_URL", base)])).unwrap();
+            assert!(!c.llm_configured(), "{base}");
+        }
+
+        let c = Config::from_map(&map(&[
+            ("LLM_PROVIDER", "OpenAI"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1/"),
+            ("OPENAI_MODEL", "llama3.2:1b"),
+        ]))
+        .unwrap();
+        assert_eq!(c.llm_provider, LlmProvider::OpenAi);
+        assert_eq!(c.openai_base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(c.openai_model, "llama3.2:1b");
+        assert!(c.openai_api_key.is_none());
+        assert!(c.llm_configured());
+
+        let bad = |pairs: &[(&str, &str)]| Config::from_map(&map(pairs)).unwrap_err().variable;
+        assert_eq!(bad(&[("LLM_PROVIDER", "gemini")]), "LLM_PROVIDER");
+        assert_eq!(bad(&[("LLM_PROVIDER", "openai")]), "OPENAI_MODEL");
+        assert_eq!(
+            bad(&[("LLM_PROVIDER", "openai"), ("OPENAI_MODEL", "gpt-4o-mini")]),
+            "OPENAI_API_KEY"
+        );
+        assert_eq!(
+            bad(&[
+                ("LLM_PROVIDER", "openai"),
+                ("OPENAI_BASE_URL", "127.0.0.1:1/v1")
+            ]),
+            "OPENAI_BASE_URL"
+        );
+        let c = Config::from_map(&map(&[
+            ("LLM_PROVIDER", "openai"),
+            ("OPENAI_MODEL", "gpt-4o-mini"),
+            ("OPENAI_API_KEY", "sk-proj-secret"),
+        ]))
+        .unwrap();
+        assert_eq!(c.openai_base_url, "https://api.openai.com/v1");
+        assert!(!format!("{c:?}").contains("sk-proj-secret"));
+        // The OpenAI settings are not checked for the default provider.
+        assert!(Config::from_map(&map(&[("OPENAI_MODEL", "")])).is_ok());
     }
 
     #[test]

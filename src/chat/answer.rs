@@ -102,6 +102,23 @@ fn shown(value: &Value) -> std::borrow::Cow<'_, Value> {
     std::borrow::Cow::Owned(json!({"truncated": true, "bytes": text.len(), "preview": preview}))
 }
 
+/// Answers a tool call without running it (its arguments could not be
+/// read): the same two events, the result an error saying why.
+pub(crate) fn refuse_tool(publish: Publish, id: &str, name: &str, input: &Value, why: &str) {
+    publish(&ServerEvent::ToolUseStart {
+        tool_id: id,
+        name,
+        input,
+    });
+    publish(&ServerEvent::ToolResult {
+        tool_id: id,
+        name,
+        result: &json!({ "error": why }),
+        duration: 0,
+        is_error: true,
+    });
+}
+
 fn tool_error_text(e: &ToolError) -> String {
     match e {
         ToolError::Unavailable(m) => format!("The documentation service is unavailable: {m}"),

@@ -1,22 +1,41 @@
 //! The chat: one user message answered to the end (the turn and its tool
-//! loop), by the model (`claude`) or, without one, from search results alone
-//! (`offline`). Knows nothing about WebSockets or HTTP: it publishes
-//! [`events::ServerEvent`]s to the conversation's running-answer handle.
+//! loop), by a language model (`model` is the seam; `claude` and `openai`
+//! the providers, `upstream` what they share) or, without one, from search
+//! results alone (`offline`). Knows nothing about WebSockets or HTTP: it
+//! publishes [`events::ServerEvent`]s to the conversation's running-answer
+//! handle.
 
 pub mod answer;
 pub mod budget;
 pub mod claude;
 pub mod events;
+pub mod model;
 pub mod offline;
+pub mod openai;
 pub mod prompt;
 pub mod turn;
+mod upstream;
 
 use crate::chat::budget::DailyBudget;
-use crate::chat::claude::ClaudeClient;
+use crate::chat::claude::{ClaudeClient, ClaudeConfig};
+use crate::chat::model::LanguageModel;
+use crate::chat::openai::{OpenAiClient, OpenAiConfig};
+use crate::config::{Config, LlmProvider};
 use crate::conversations::Conversations;
 use crate::tools::ToolProvider;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+
+/// The language model `LLM_PROVIDER` names, or `None` (offline retrieval
+/// mode) when it is not usable (see [`Config::llm_configured`]).
+pub fn language_model(config: &Config) -> Option<Box<dyn LanguageModel>> {
+    match config.llm_provider {
+        LlmProvider::Anthropic => ClaudeConfig::from_config(config)
+            .map(|c| Box::new(ClaudeClient::new(c)) as Box<dyn LanguageModel>),
+        LlmProvider::OpenAi => OpenAiConfig::from_config(config)
+            .map(|c| Box::new(OpenAiClient::new(c)) as Box<dyn LanguageModel>),
+    }
+}
 
 /// The limits a turn works within (see the README's configuration table).
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +52,7 @@ pub struct Limits {
 /// (`None`: offline retrieval mode), the conversation store and the limits.
 pub struct Chat {
     pub tools: Arc<dyn ToolProvider>,
-    pub model: Option<ClaudeClient>,
+    pub model: Option<Box<dyn LanguageModel>>,
     pub store: Arc<Conversations>,
     pub limits: Limits,
     /// `CLAUDE_DAILY_TOKEN_BUDGET`, when set.
@@ -45,7 +64,7 @@ pub struct Chat {
 impl Chat {
     pub fn new(
         tools: Arc<dyn ToolProvider>,
-        model: Option<ClaudeClient>,
+        model: Option<Box<dyn LanguageModel>>,
         store: Arc<Conversations>,
         limits: Limits,
         budget: Option<DailyBudget>,

@@ -10,12 +10,13 @@
 //! limits): no sockets, no HTTP, no model wire format.
 
 use super::Chat;
-use crate::chat::answer::{Answer, Publish, run_tool};
-use crate::chat::claude::{
-    AssistantMessage, ClaudeClient, ClaudeError, MessagesRequest, StopReason,
-};
+use crate::chat::answer::{Answer, Publish, refuse_tool, run_tool};
 use crate::chat::events::ServerEvent;
+use crate::chat::model::{
+    LanguageModel, ModelError, ModelReply, ModelRequest, StopReason, UnparsableCall,
+};
 use crate::chat::{offline, prompt};
+use crate::config::LlmProvider;
 use crate::conversations::live::{EventSink, TurnHandle};
 use crate::conversations::{AnswerStatus, Conversation, Entry};
 use crate::messages::{Block, Message, Role, tool_uses};
@@ -197,7 +198,7 @@ impl Turn {
                     &publish,
                     offline::BUDGET_SPENT,
                 ),
-                Some(claude) => self.ask_model(claude, repo, &publish),
+                Some(model) => self.ask_model(model.as_ref(), repo, &publish),
                 None => offline::answer(&*self.chat.tools, text, repo, &publish, offline::NO_MODEL),
             }));
         let answer = answered.unwrap_or_else(|_| {
@@ -224,17 +225,17 @@ impl Turn {
     /// Answers with the model. The turn's messages are appended to the
     /// history itself, so no round copies the history to send it; the
     /// history part is cut off again at the end.
-    fn ask_model(&self, claude: &ClaudeClient, repo: Option<&str>, publish: Publish) -> Answer {
+    fn ask_model(&self, model: &dyn LanguageModel, repo: Option<&str>, publish: Publish) -> Answer {
         let history = self.conversation.history(self.chat.limits.history_budget);
         let start = history.len();
-        let mut answer = self.rounds(claude, repo, history, publish);
+        let mut answer = self.rounds(model, repo, history, publish);
         answer.messages.drain(..start.min(answer.messages.len()));
         answer
     }
 
     fn rounds(
         &self,
-        claude: &ClaudeClient,
+        model: &dyn LanguageModel,
         repo: Option<&str>,
         history: Vec<Message>,
         publish: Publish,
@@ -267,13 +268,13 @@ impl Turn {
                 answer.status = Some(AnswerStatus::Truncated);
                 return answer;
             }
-            let request = MessagesRequest {
+            let request = ModelRequest {
                 system: &system,
                 messages: &answer.messages,
                 tools: &tools,
             };
             let mut round_text = String::new();
-            let result = claude.stream(&request, cancel, &mut |delta| {
+            let result = model.stream(&request, cancel, &mut |delta| {
                 round_text.push_str(delta);
                 publish(&ServerEvent::Text { content: delta });
                 progress.push(delta);
@@ -284,18 +285,18 @@ impl Turn {
             }
             let message = match result {
                 Ok(m) => m,
-                Err(ClaudeError::Cancelled { .. }) => {
+                Err(ModelError::Cancelled { .. }) => {
                     answer.push_partial(&round_text);
                     answer.status = Some(self.cancelled(publish));
                     return answer;
                 }
-                Err(ClaudeError::Interrupted { message, .. }) => {
+                Err(ModelError::Interrupted { message, .. }) => {
                     publish(&ServerEvent::error(&message));
                     answer.push_partial(&round_text);
                     answer.status = Some(AnswerStatus::Interrupted);
                     return answer;
                 }
-                Err(ClaudeError::Http { message, .. }) | Err(ClaudeError::Connection(message)) => {
+                Err(ModelError::Http { message, .. }) | Err(ModelError::Connection(message)) => {
                     publish(&ServerEvent::error(&message));
                     answer.status = Some(AnswerStatus::Interrupted);
                     return answer;
@@ -305,9 +306,10 @@ impl Turn {
                 &message.stop_reason,
                 Some(StopReason::ToolUse | StopReason::PauseTurn)
             );
-            let AssistantMessage {
+            let ModelReply {
                 content,
                 stop_reason,
+                unparsable,
                 ..
             } = message;
             let has_content = !content.is_empty();
@@ -331,7 +333,7 @@ impl Turn {
                         Some(m) if has_content => m.content.as_slice(),
                         _ => &[],
                     };
-                    let results = self.run_tools(asked, publish);
+                    let results = self.run_tools(asked, &unparsable, publish);
                     if !results.is_empty() {
                         answer.messages.push(Message::new(Role::User, results));
                     }
@@ -345,13 +347,19 @@ impl Turn {
                     answer.strip_unanswered_tool_use();
                     answer.note(
                         publish,
-                        "\n\n[The answer was truncated: Claude reached the maximum number of tokens (CLAUDE_MAX_TOKENS).]",
+                        &format!(
+                            "\n\n[The answer was truncated: {} reached the maximum number of tokens (CLAUDE_MAX_TOKENS).]",
+                            speaker(model)
+                        ),
                     );
                     answer.status = Some(AnswerStatus::Truncated);
                     return answer;
                 }
                 Some(StopReason::Refusal) => {
-                    answer.note(publish, "\n\n[Claude declined to answer this request.]");
+                    answer.note(
+                        publish,
+                        &format!("\n\n[This request was declined by {}.]", speaker(model)),
+                    );
                     return answer;
                 }
                 _ => {
@@ -379,12 +387,22 @@ impl Turn {
 
     /// Runs every tool_use block of `asked` once, in order, and returns the
     /// tool_result blocks for the next user message. After a cancel, the
-    /// remaining blocks are answered as cancelled without running.
-    fn run_tools(&self, asked: &[Block], publish: Publish) -> Vec<Block> {
+    /// remaining blocks are answered as cancelled without running; a call
+    /// whose arguments could not be parsed is answered with that error.
+    fn run_tools(
+        &self,
+        asked: &[Block],
+        unparsable: &[UnparsableCall],
+        publish: Publish,
+    ) -> Vec<Block> {
         let mut results = Vec::new();
         for (id, name, input) in tool_uses(asked) {
+            let refused = unparsable.iter().find(|c| c.id == id);
             let (content, is_error) = if self.handle.cancel.is_cancelled() {
                 ("Cancelled by the user.".to_string(), true)
+            } else if let Some(call) = refused {
+                refuse_tool(publish, id, name, input, &call.error);
+                (call.error.clone(), true)
             } else {
                 match run_tool(&*self.chat.tools, publish, id, name, input) {
                     Ok(value) => (tool_text(&value), false),
@@ -427,13 +445,18 @@ impl Answer {
 }
 
 /// Tokens a request cost, whether it finished or not.
-fn spent(result: &Result<AssistantMessage, ClaudeError>) -> u64 {
+fn spent(result: &Result<ModelReply, ModelError>) -> u64 {
     match result {
         Ok(m) => m.usage.total(),
-        Err(ClaudeError::Interrupted { partial, .. } | ClaudeError::Cancelled { partial }) => {
-            partial.usage.total()
-        }
-        Err(_) => 0,
+        Err(e) => e.usage().total(),
+    }
+}
+
+/// Who wrote the answer, in notices.
+fn speaker(model: &dyn LanguageModel) -> &'static str {
+    match model.provider() {
+        LlmProvider::Anthropic => "Claude",
+        LlmProvider::OpenAi => "the model",
     }
 }
 

@@ -462,7 +462,8 @@ fn health(app: &App) -> Value {
     }
     let mut claude = json!({
         "status": if llm_ok { "available" } else { "unavailable" },
-        "model": app.config.claude_model,
+        "provider": app.config.llm_provider.as_str(),
+        "model": app.chat.model.as_ref().map_or(app.config.claude_model.as_str(), |m| m.model()),
     });
     if let Some(budget) = &app.chat.budget {
         claude["daily_token_budget"] =

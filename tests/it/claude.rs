@@ -4,8 +4,9 @@
 use crate::support::fake_claude;
 
 use fake_claude::{FakeClaude, Reply, sse};
-use knowledge_vault::chat::claude::{
-    AssistantMessage, ClaudeClient, ClaudeConfig, ClaudeError, MessagesRequest, StopReason,
+use knowledge_vault::chat::claude::{ClaudeClient, ClaudeConfig};
+use knowledge_vault::chat::model::{
+    LanguageModel, ModelError, ModelReply, ModelRequest, StopReason,
 };
 use knowledge_vault::config::Config;
 use knowledge_vault::conversations::live::Cancel;
@@ -47,7 +48,7 @@ fn messages() -> Vec<Message> {
 }
 
 /// The content blocks in their wire form.
-fn content(m: &AssistantMessage) -> Vec<Value> {
+fn content(m: &ModelReply) -> Vec<Value> {
     m.content
         .iter()
         .map(|b| serde_json::to_value(b).unwrap())
@@ -55,7 +56,7 @@ fn content(m: &AssistantMessage) -> Vec<Value> {
 }
 
 struct Outcome {
-    result: Result<AssistantMessage, ClaudeError>,
+    result: Result<ModelReply, ModelError>,
     texts: Vec<String>,
     elapsed: Duration,
 }
@@ -63,7 +64,7 @@ struct Outcome {
 fn stream_with(base_url: &str, idle: Duration, cancel: &Cancel) -> Outcome {
     let client = ClaudeClient::new(config(base_url, idle));
     let (messages, tools) = (messages(), tools());
-    let request = MessagesRequest {
+    let request = ModelRequest {
         system: "You answer from the documentation.",
         messages: &messages,
         tools: &tools,
@@ -82,16 +83,16 @@ fn stream(fake: &FakeClaude) -> Outcome {
     stream_with(&fake.url(), Duration::from_secs(5), &Cancel::default())
 }
 
-fn ok(o: &Outcome) -> &AssistantMessage {
+fn ok(o: &Outcome) -> &ModelReply {
     match &o.result {
         Ok(m) => m,
         Err(e) => panic!("expected success, got {e:?}"),
     }
 }
 
-fn interrupted(o: &Outcome) -> (&str, &AssistantMessage) {
+fn interrupted(o: &Outcome) -> (&str, &ModelReply) {
     match &o.result {
-        Err(ClaudeError::Interrupted { message, partial }) => (message, partial),
+        Err(ModelError::Interrupted { message, partial }) => (message, partial),
         other => panic!("expected Interrupted, got {other:?}"),
     }
 }
@@ -364,7 +365,7 @@ fn gives_up_after_two_retries() {
     let fake = FakeClaude::start(vec![overloaded(), overloaded(), overloaded(), overloaded()]);
     let o = stream(&fake);
     match &o.result {
-        Err(ClaudeError::Http { status, message }) => {
+        Err(ModelError::Http { status, message }) => {
             assert_eq!(*status, 529);
             assert!(message.contains("overloaded"), "{message}");
             assert!(message.contains("3 attempts"), "{message}");
@@ -382,7 +383,7 @@ fn x_should_retry_false_forbids_a_retry() {
     ]);
     let o = stream(&fake);
     match &o.result {
-        Err(ClaudeError::Http { status, message }) => {
+        Err(ModelError::Http { status, message }) => {
             assert_eq!(*status, 500);
             assert!(message.contains("Internal server error"), "{message}");
         }
@@ -413,7 +414,7 @@ fn invalid_key_401_is_clear_and_never_shows_the_key() {
     )]);
     let o = stream(&fake);
     match &o.result {
-        Err(ClaudeError::Http { status, message }) => {
+        Err(ModelError::Http { status, message }) => {
             assert_eq!(*status, 401);
             assert!(
                 message.starts_with("Claude API key is invalid (401 authentication_error)"),
@@ -511,7 +512,7 @@ fn connection_refused_is_retried_then_reported() {
         &Cancel::default(),
     );
     match &o.result {
-        Err(ClaudeError::Connection(m)) => assert!(m.contains("cannot reach Claude"), "{m}"),
+        Err(ModelError::Connection(m)) => assert!(m.contains("cannot reach Claude"), "{m}"),
         other => panic!("{other:?}"),
     }
     // Two backoffs: 375..500 ms, then 750..1000 ms.
@@ -564,7 +565,7 @@ fn a_stall_before_any_output_is_a_connection_error() {
     ]);
     let o = stream_with(&fake.url(), idle, &Cancel::default());
     assert!(
-        matches!(&o.result, Err(ClaudeError::Connection(m)) if m.contains("idle timeout")),
+        matches!(&o.result, Err(ModelError::Connection(m)) if m.contains("idle timeout")),
         "{:?}",
         o.result
     );
@@ -598,7 +599,7 @@ fn cancel_during_slow_deltas_returns_at_once_and_closes_upstream() {
     let returned = Instant::now();
     let cancelled_at = canceller.join().unwrap();
     match &o.result {
-        Err(ClaudeError::Cancelled { partial }) => {
+        Err(ModelError::Cancelled { partial }) => {
             let text = partial.text();
             assert_eq!(text, "w0 w1 w2 w3 w4 ");
             assert_eq!(text, o.texts.concat());
@@ -634,7 +635,7 @@ fn cancel_during_a_retry_backoff_returns_at_once() {
     let o = stream_with(&fake.url(), Duration::from_secs(5), &cancel);
     let delay = Instant::now() - canceller.join().unwrap();
     assert!(
-        matches!(o.result, Err(ClaudeError::Cancelled { .. })),
+        matches!(o.result, Err(ModelError::Cancelled { .. })),
         "{:?}",
         o.result
     );
@@ -648,7 +649,7 @@ fn cancel_before_the_request_sends_nothing() {
     let cancel = Cancel::default();
     cancel.cancel();
     let o = stream_with(&fake.url(), Duration::from_secs(5), &cancel);
-    assert!(matches!(o.result, Err(ClaudeError::Cancelled { .. })));
+    assert!(matches!(o.result, Err(ModelError::Cancelled { .. })));
     thread::sleep(Duration::from_millis(50));
     assert!(fake.requests().is_empty());
 }
@@ -696,7 +697,7 @@ fn no_tools_means_no_tools_field() {
         json!({"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"r"}]}),
     ];
     let history: Vec<Message> = serde_json::from_value(Value::Array(wire.clone())).unwrap();
-    let request = MessagesRequest {
+    let request = ModelRequest {
         system: "",
         messages: &history,
         tools: &[],
@@ -744,7 +745,7 @@ fn a_huge_non_json_error_body_gives_a_short_message() {
     ]);
     let o = stream(&fake);
     match &o.result {
-        Err(ClaudeError::Http { status, message }) => {
+        Err(ModelError::Http { status, message }) => {
             assert_eq!(*status, 502);
             assert!(
                 message.starts_with("Claude API server error (502): <html>bad gateway"),

@@ -21,6 +21,7 @@ mod http;
 mod journal;
 mod mcp_client;
 mod mcp_server;
+mod openai;
 mod page;
 mod search;
 mod service_mcp;

@@ -7,26 +7,12 @@
 //! stopped or whose input is not JSON is left out of the result, since the
 //! only safe thing to do with a cut-off tool call is not to run it.
 
-use super::{AssistantMessage, StopReason, Usage};
+use crate::chat::model::{ModelReply, StopReason, Usage};
+use crate::chat::upstream::{Assemble, Flow, policy};
 use crate::messages::Block as ContentBlock;
 use crate::sse::SseEvent;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-
-/// What the caller should do after an event.
-#[derive(Debug, PartialEq)]
-pub(super) enum Flow {
-    Continue,
-    /// `message_stop`: the message is complete.
-    Done,
-    /// An `error` event: the stream ends here.
-    ApiError {
-        kind: String,
-        message: String,
-    },
-    /// A known event whose data could not be understood.
-    Malformed(String),
-}
 
 struct Block {
     /// The block as it will be echoed: the start block plus its deltas.
@@ -55,7 +41,7 @@ impl Block {
 }
 
 #[derive(Default)]
-pub(super) struct Assembler {
+pub(crate) struct Assembler {
     blocks: BTreeMap<u64, Block>,
     stop_reason: Option<StopReason>,
     usage: Usage,
@@ -67,18 +53,18 @@ impl Assembler {
     pub(super) fn new() -> Assembler {
         Assembler::default()
     }
+}
 
-    /// True once any text was handed to `on_text`.
-    pub(super) fn forwarded(&self) -> bool {
+impl Assemble for Assembler {
+    fn forwarded(&self) -> bool {
         self.forwarded > 0
     }
 
-    /// True once anything of the answer arrived (a block or forwarded text).
-    pub(super) fn has_output(&self) -> bool {
+    fn has_output(&self) -> bool {
         self.forwarded > 0 || !self.blocks.is_empty()
     }
 
-    pub(super) fn handle(&mut self, ev: &SseEvent, on_text: &mut dyn FnMut(&str)) -> Flow {
+    fn handle(&mut self, ev: &SseEvent, on_text: &mut dyn FnMut(&str)) -> Flow {
         let name = ev.event.as_str();
         if !matches!(
             name,
@@ -141,7 +127,7 @@ impl Assembler {
             }
             ("message_delta", _) => {
                 if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    self.stop_reason = Some(StopReason::parse(reason));
+                    self.stop_reason = Some(stop_reason(reason));
                 }
                 if let Some(usage) = data.get("usage") {
                     self.usage.update(usage);
@@ -149,22 +135,57 @@ impl Assembler {
                 Flow::Continue
             }
             ("message_stop", _) => Flow::Done,
-            ("error", _) => Flow::ApiError {
-                kind: data
-                    .pointer("/error/type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("error")
-                    .to_string(),
-                message: data
-                    .pointer("/error/message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no message")
-                    .to_string(),
-            },
+            ("error", _) => {
+                let field = |p: &str, default: &'static str| {
+                    data.pointer(p).and_then(Value::as_str).unwrap_or(default)
+                };
+                let kind = field("/error/type", "error");
+                Flow::ApiError {
+                    message: format!(
+                        "Claude API error ({kind}): {}",
+                        field("/error/message", "no message")
+                    ),
+                    retryable: policy::stream_error_is_retryable(kind),
+                }
+            }
             _ => Flow::Continue,
         }
     }
 
+    /// The message so far: stopped blocks in index order, plus text blocks
+    /// that were still open (their text was already shown). Tool calls that
+    /// did not finish cleanly are left out and flagged.
+    fn finish(self) -> ModelReply {
+        let mut content = Vec::with_capacity(self.blocks.len());
+        let mut dropped_tool_use = false;
+        for (index, block) in self.blocks {
+            let complete = block.stopped && !block.invalid;
+            if complete || (!block.stopped && block.kind() == "text") {
+                content.push(ContentBlock::from_value(Value::Object(block.value)));
+            } else {
+                log::warn!(
+                    "Claude stream: leaving out {} block {index} ({})",
+                    block.kind(),
+                    if block.invalid {
+                        "its input is not valid JSON"
+                    } else {
+                        "it was cut off"
+                    }
+                );
+                dropped_tool_use |= block.kind() == "tool_use";
+            }
+        }
+        ModelReply {
+            content,
+            stop_reason: self.stop_reason,
+            dropped_tool_use,
+            unparsable: Vec::new(),
+            usage: self.usage,
+        }
+    }
+}
+
+impl Assembler {
     fn delta(&mut self, index: u64, data: &Value, on_text: &mut dyn FnMut(&str)) -> Flow {
         let Some(block) = self.blocks.get_mut(&index) else {
             log::warn!("Claude stream: delta for unknown block {index}");
@@ -208,36 +229,18 @@ impl Assembler {
         }
         Flow::Continue
     }
+}
 
-    /// The message so far: stopped blocks in index order, plus text blocks
-    /// that were still open (their text was already shown). Tool calls that
-    /// did not finish cleanly are left out and flagged.
-    pub(super) fn finish(self) -> AssistantMessage {
-        let mut content = Vec::with_capacity(self.blocks.len());
-        let mut dropped_tool_use = false;
-        for (index, block) in self.blocks {
-            let complete = block.stopped && !block.invalid;
-            if complete || (!block.stopped && block.kind() == "text") {
-                content.push(ContentBlock::from_value(Value::Object(block.value)));
-            } else {
-                log::warn!(
-                    "Claude stream: leaving out {} block {index} ({})",
-                    block.kind(),
-                    if block.invalid {
-                        "its input is not valid JSON"
-                    } else {
-                        "it was cut off"
-                    }
-                );
-                dropped_tool_use |= block.kind() == "tool_use";
-            }
-        }
-        AssistantMessage {
-            content,
-            stop_reason: self.stop_reason,
-            dropped_tool_use,
-            usage: self.usage,
-        }
+/// The Messages API's stop reasons in the neutral vocabulary.
+fn stop_reason(s: &str) -> StopReason {
+    match s {
+        "end_turn" => StopReason::EndTurn,
+        "tool_use" => StopReason::ToolUse,
+        "max_tokens" => StopReason::MaxTokens,
+        "pause_turn" => StopReason::PauseTurn,
+        "refusal" => StopReason::Refusal,
+        "stop_sequence" => StopReason::StopSequence,
+        other => StopReason::Other(other.to_string()),
     }
 }
 
@@ -311,11 +314,11 @@ mod tests {
         }
     }
 
-    fn wire(msg: &AssistantMessage) -> Value {
+    fn wire(msg: &ModelReply) -> Value {
         serde_json::to_value(&msg.content).unwrap()
     }
 
-    fn run(events: &[SseEvent]) -> (AssistantMessage, Vec<String>, Flow) {
+    fn run(events: &[SseEvent]) -> (ModelReply, Vec<String>, Flow) {
         let mut a = Assembler::new();
         let mut texts = vec![];
         let mut last = Flow::Continue;
@@ -448,8 +451,8 @@ mod tests {
         assert_eq!(
             flow,
             Flow::ApiError {
-                kind: "overloaded_error".into(),
-                message: "Overloaded".into()
+                message: "Claude API error (overloaded_error): Overloaded".into(),
+                retryable: true
             }
         );
         let bad = SseEvent {

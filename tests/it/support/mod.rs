@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 pub mod fake_claude;
 pub mod fake_github;
+pub mod fake_openai;
 pub mod fake_tools;
 pub mod kv;
 pub mod mcp_fake;

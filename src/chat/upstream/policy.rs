@@ -1,12 +1,13 @@
-//! When to retry a failed Claude request, how long to wait, and how to word
-//! an HTTP error for the user. Follows the official SDKs (see
-//! `shared/research/anthropic-streaming.md` §5); pure functions, no I/O.
+//! When to retry a failed model request, how long to wait, and how to word
+//! an HTTP error for the user. Follows the official Anthropic SDKs (see
+//! `shared/research/anthropic-streaming.md` §5), whose rules the OpenAI SDKs
+//! share; pure functions, no I/O.
 
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Retries after the first attempt, as in all three SDKs.
-pub(super) const MAX_RETRIES: u32 = 2;
+pub(crate) const MAX_RETRIES: u32 = 2;
 
 /// The longest server-requested delay we honour; longer ones fall back to
 /// our own backoff, as the Python SDK does.
@@ -14,7 +15,7 @@ const MAX_SERVER_DELAY: Duration = Duration::from_secs(60);
 
 /// The SDKs' rule: `x-should-retry` decides when present, otherwise 408,
 /// 409, 429 and every 5xx (including Anthropic's 529) are worth another try.
-pub(super) fn status_is_retryable(status: u16, x_should_retry: Option<&str>) -> bool {
+pub(crate) fn status_is_retryable(status: u16, x_should_retry: Option<&str>) -> bool {
     match x_should_retry.map(str::trim) {
         Some("true") => true,
         Some("false") => false,
@@ -22,18 +23,25 @@ pub(super) fn status_is_retryable(status: u16, x_should_retry: Option<&str>) -> 
     }
 }
 
-/// Error types of an `error` event that would have been a retryable status
-/// without streaming (500, 504, 429, 529).
-pub(super) fn api_error_is_retryable(kind: &str) -> bool {
+/// Error types of an error in the stream that would have been a retryable
+/// status without streaming (500, 503, 504, 429, 529): Anthropic's names,
+/// then OpenAI's and llama.cpp's.
+pub(crate) fn stream_error_is_retryable(kind: &str) -> bool {
     matches!(
         kind,
-        "api_error" | "timeout_error" | "rate_limit_error" | "overloaded_error"
+        "api_error"
+            | "timeout_error"
+            | "rate_limit_error"
+            | "overloaded_error"
+            | "server_error"
+            | "rate_limit_exceeded"
+            | "unavailable_error"
     )
 }
 
 /// The delay the server asked for: `retry-after-ms` (float milliseconds),
 /// else `retry-after` (float seconds or an HTTP date), if within (0, 60 s].
-pub(super) fn server_delay(
+pub(crate) fn server_delay(
     retry_after_ms: Option<&str>,
     retry_after: Option<&str>,
     now: SystemTime,
@@ -96,10 +104,20 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// How a provider's HTTP errors are worded.
+pub(crate) struct ErrorWords {
+    /// What answered: "Claude API".
+    pub api: &'static str,
+    /// What to check when the endpoint or model is not found.
+    pub check: &'static str,
+}
+
 /// A message for the user from a non-2xx answer, e.g. "Claude API key is
-/// invalid (401 authentication_error): invalid x-api-key". The caller
-/// removes the key from it, in case a proxy echoed request headers.
-pub(super) fn http_error_message(status: u16, body: &[u8]) -> String {
+/// invalid (401 authentication_error): invalid x-api-key". The detail is
+/// `error.message` (Anthropic, OpenAI, llama.cpp, vLLM, LiteLLM), a string
+/// `error` (Ollama), or a short excerpt of the body. The caller removes
+/// the key from it, in case a proxy echoed request headers.
+pub(crate) fn http_error_message(words: &ErrorWords, status: u16, body: &[u8]) -> String {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let field = |p: &str| {
         json.as_ref()
@@ -108,22 +126,25 @@ pub(super) fn http_error_message(status: u16, body: &[u8]) -> String {
             .map(str::to_string)
     };
     let kind = field("/error/type");
-    let detail = field("/error/message").or_else(|| {
-        // Not Anthropic's JSON (a proxy's HTML page, say): a short, one-line excerpt.
-        let text = String::from_utf8_lossy(body);
-        let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        (!text.is_empty()).then(|| text.chars().take(200).collect())
-    });
+    let detail = field("/error/message")
+        .or_else(|| field("/error"))
+        .or_else(|| {
+            // Not an API's JSON (a proxy's HTML page, say): a short, one-line excerpt.
+            let text = String::from_utf8_lossy(body);
+            let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            (!text.is_empty()).then(|| text.chars().take(200).collect())
+        });
+    let api = words.api;
     let what = match status {
-        401 => "Claude API key is invalid",
-        403 => "Claude API key is not allowed to use this model or feature",
-        404 => "Claude API endpoint or model not found (check ANTHROPIC_BASE_URL and CLAUDE_MODEL)",
-        413 => "the request is too large for the Claude API",
-        429 => "Claude API rate limit reached; try again shortly",
-        529 => "Claude API is overloaded; try again shortly",
-        400..=499 => "Claude API rejected the request",
-        500..=599 => "Claude API server error",
-        _ => "unexpected answer from the Claude API",
+        401 => format!("{api} key is invalid"),
+        403 => format!("{api} key is not allowed to use this model or feature"),
+        404 => format!("{api} endpoint or model not found (check {})", words.check),
+        413 => format!("the request is too large for the {api}"),
+        429 => format!("{api} rate limit reached; try again shortly"),
+        529 => format!("{api} is overloaded; try again shortly"),
+        400..=499 => format!("{api} rejected the request"),
+        500..=599 => format!("{api} server error"),
+        _ => format!("unexpected answer from the {api}"),
     };
     let code = match &kind {
         Some(k) => format!("{status} {k}"),
@@ -136,7 +157,7 @@ pub(super) fn http_error_message(status: u16, body: &[u8]) -> String {
 }
 
 /// Removes every occurrence of the key from a message meant for a user or a log.
-pub(super) fn redact(message: String, key: &str) -> String {
+pub(crate) fn redact(message: String, key: &str) -> String {
     if key.len() < 4 || !message.contains(key) {
         return message;
     }
@@ -226,8 +247,14 @@ mod tests {
         }
     }
 
+    const CLAUDE: ErrorWords = ErrorWords {
+        api: "Claude API",
+        check: "ANTHROPIC_BASE_URL and CLAUDE_MODEL",
+    };
+
     #[test]
     fn error_messages() {
+        let http_error_message = |s, b: &[u8]| super::http_error_message(&CLAUDE, s, b);
         let body = br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"req_1"}"#;
         assert_eq!(
             http_error_message(401, body),
@@ -245,6 +272,19 @@ mod tests {
         assert_eq!(
             redact("key sk-ant-123 leaked".into(), "sk-ant-123"),
             "key [redacted] leaked"
+        );
+        // OpenAI's and Ollama's bodies.
+        let openai = br#"{"error":{"message":"The model `x` does not exist","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#;
+        assert_eq!(
+            http_error_message(404, openai),
+            "Claude API endpoint or model not found (check ANTHROPIC_BASE_URL and CLAUDE_MODEL) (404 invalid_request_error): The model `x` does not exist"
+        );
+        assert_eq!(
+            http_error_message(
+                404,
+                br#"{"error":"model \"x\" not found, try pulling it first"}"#
+            ),
+            "Claude API endpoint or model not found (check ANTHROPIC_BASE_URL and CLAUDE_MODEL) (404): model \"x\" not found, try pulling it first"
         );
     }
 }
