@@ -190,6 +190,10 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Defaults of `DOCS_MAX_FILES` and `DOCS_MAX_DEPTH` (the local walk's caps).
+pub const DEFAULT_MAX_FILES: usize = 100_000;
+pub const DEFAULT_MAX_DEPTH: usize = 32;
+
 /// Shortest API token accepted: a short one can be guessed.
 pub const MIN_TOKEN_LEN: usize = 16;
 
@@ -455,18 +459,9 @@ impl Config {
             max_running_answers: number("MAX_RUNNING_ANSWERS", 32, 1, 100_000)? as usize,
             docs_dir: get("DOCS_DIR").map(PathBuf::from),
             docs_refresh: Duration::from_secs(number("DOCS_REFRESH_SECS", 60, 1, 86_400)?),
-            docs_max_files: number(
-                "DOCS_MAX_FILES",
-                crate::docs::local::DEFAULT_MAX_FILES as u64,
-                1,
-                10_000_000,
-            )? as usize,
-            docs_max_depth: number(
-                "DOCS_MAX_DEPTH",
-                crate::docs::local::DEFAULT_MAX_DEPTH as u64,
-                1,
-                1_000,
-            )? as usize,
+            docs_max_files: number("DOCS_MAX_FILES", DEFAULT_MAX_FILES as u64, 1, 10_000_000)?
+                as usize,
+            docs_max_depth: number("DOCS_MAX_DEPTH", DEFAULT_MAX_DEPTH as u64, 1, 1_000)? as usize,
             github,
             cache_dir: PathBuf::from(string("CACHE_DIR", ".kv-cache")),
             log_level,

@@ -46,10 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-/// Default of `DOCS_MAX_FILES`.
-pub const DEFAULT_MAX_FILES: usize = 100_000;
-/// Default of `DOCS_MAX_DEPTH`.
-pub const DEFAULT_MAX_DEPTH: usize = 32;
+use crate::config::{DEFAULT_MAX_DEPTH, DEFAULT_MAX_FILES};
 /// Directory entries one refresh looks at, at most (of every kind: source
 /// files and images count too). Bounds the walk of a huge tree.
 pub const MAX_ENTRIES: usize = 2_000_000;

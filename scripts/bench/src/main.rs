@@ -2,6 +2,8 @@
 //!
 //! - `kvbench free-port` — prints a free loopback port.
 //! - `kvbench fake-claude PORT` / `kvbench fake-mcp PORT` — serve until killed.
+//! - `kvbench make-journal DIR N M` — writes a conversation journal of N
+//!   conversations of M messages (the restart figure).
 //! - `kvbench report ...` — runs every measurement against running instances
 //!   (started by the script, which also stops them) and prints the table.
 //!
@@ -9,6 +11,7 @@
 
 mod fakes;
 mod http;
+mod journal;
 mod load;
 mod report;
 
@@ -36,6 +39,11 @@ fn main() {
         "fake-claude" => fakes::serve(listen(arg(1)), fakes::claude_connection),
         "fake-mcp" => fakes::serve(listen(arg(1)), fakes::mcp_connection),
         "report" => report::run(&args[1..]),
+        "make-journal" => journal::make(
+            arg(1),
+            arg(2).parse().unwrap_or(10_000),
+            arg(3).parse().unwrap_or(20),
+        ),
         "chats" => report::chats(&args[1..]),
         "rest" => report::rest(&args[1..]),
         other => {

@@ -234,6 +234,26 @@ pub fn run(raw: &[String]) {
             at_1000 = Some((p, f, peak, after));
         }
     }
+    // The same burst with the conversation journal off (DATA_DIR=), to
+    // show what durability costs.
+    let no_journal = args.get("nojournal").map(|_| instance(&args, "nojournal"));
+    if let (Some(nj), Some((p, _, _, _))) = (&no_journal, &at_1000) {
+        eprintln!("1000 concurrent chats, no pacing, journal off");
+        let q = run_burst(
+            &Target::Product {
+                addr: nj.addr.clone(),
+            },
+            1000,
+            flat,
+        );
+        main.row(
+            "1,000 concurrent chats, no pacing: journal on / off (DATA_DIR=)",
+            format!("{:.0} / {:.0} chats/s", rate(p), rate(&q)),
+            "-".into(),
+            "journal on within its goals",
+            yes(p.ok == 1000 && q.ok == 1000 && rate(p) >= 500.0),
+        );
+    }
     if let Some((p, f, peak, _after)) = &at_1000 {
         main.row(
             "1,000 concurrent chats, no pacing",
