@@ -4,8 +4,8 @@
 
 use crate::support::fake_claude::{FakeClaude, Reply, sse};
 use crate::support::kv::{self, Kv, TempDir, json, request_full};
-use crate::support::ws_client::{Ws, connect_with, texts};
-use serde_json::{Value, json};
+use crate::support::ws_client::{connect_with, texts};
+use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 
@@ -45,15 +45,6 @@ const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"p
 
 fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
     h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    while let Some(e) = ws.next(LONG) {
-        if e["type"] == kind {
-            return e;
-        }
-    }
-    panic!("no {kind} event");
 }
 
 #[test]
@@ -116,14 +107,7 @@ fn health_shows_only_its_status_without_a_token() {
     assert!(json(&body)["services"]["mcp_server"].is_object(), "{body}");
     // The HEALTHCHECK command uses the configured token.
     let tokens = format!("{ALICE},{BOB}");
-    let port = kv.port.to_string();
-    let out = Command::new(kv::BIN)
-        .arg("health")
-        .env_clear()
-        .env("PORT", &port)
-        .env("API_TOKENS", &tokens)
-        .output()
-        .unwrap();
+    let out = kv.health_command(&[("API_TOKENS", &tokens)]);
     assert!(out.status.success(), "{out:?}");
 }
 
@@ -147,7 +131,7 @@ fn conversations_belong_to_the_token_that_made_them() {
     a.ask("first");
     a.until_done();
     a.ask("second, still running");
-    assert_eq!(next_of(&mut a, "text")["content"], "Alice's secret");
+    assert_eq!(a.next_of("text")["content"], "Alice's secret");
 
     // Bob sees nothing of it: no history, no list entry, no delete...
     let (status, _, _) = call(
@@ -165,7 +149,7 @@ fn conversations_belong_to_the_token_that_made_them() {
     // replay of Alice's running answer, and cancel finds nothing to stop.
     let mut b = connect_with(kv.port, "/ws/chat/shared-id", &[("Authorization", &bob)]).unwrap();
     b.send(json!({"type": "cancel"}));
-    let e = next_of(&mut b, "error");
+    let e = b.next_of("error");
     assert!(e["message"].as_str().unwrap().contains("no answer"), "{e}");
     b.ask("mine");
     let events = b.until_done();
@@ -177,7 +161,7 @@ fn conversations_belong_to_the_token_that_made_them() {
     assert_eq!(json(&list)[0]["id"], "shared-id");
     assert_eq!(json(&list)[0]["message_count"], 3);
     a.send(json!({"type": "cancel"}));
-    next_of(&mut a, "done");
+    a.next_of("done");
 }
 
 #[test]
@@ -275,7 +259,7 @@ fn a_burst_over_the_rate_limit_is_told_when_to_retry() {
         ws.until_done();
     }
     ws.ask("one more");
-    let e = next_of(&mut ws, "error");
+    let e = ws.next_of("error");
     assert!(
         e["message"].as_str().unwrap().contains("too many messages"),
         "{e}"

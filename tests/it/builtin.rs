@@ -203,13 +203,7 @@ fn the_port_opens_before_the_index_is_built_and_says_so() {
         "{body}"
     );
     // The HEALTHCHECK counts indexing as start-up, not as a failure.
-    let port = kv.port.to_string();
-    let out = Command::new(kv::BIN)
-        .arg("health")
-        .env_clear()
-        .env("PORT", &port)
-        .output()
-        .unwrap();
+    let out = kv.health_command(&[]);
     assert!(out.status.success(), "{out:?}");
     assert!(kv.wait_log("documentation ready", Duration::from_secs(120)));
     assert_eq!(kv.get("/api/repos").0, 200);
@@ -245,15 +239,9 @@ fn the_health_command_fails_without_documents() {
         dir.path(),
         &[("DOCS_DIR", "/nonexistent/docs")],
     );
-    let port = kv.port.to_string();
     let mut last = None;
     let failed = kv.wait_until(Duration::from_secs(30), |_| {
-        let out = Command::new(kv::BIN)
-            .arg("health")
-            .env_clear()
-            .env("PORT", &port)
-            .output()
-            .unwrap();
+        let out = kv.health_command(&[]);
         let failed = !out.status.success();
         last = Some(out);
         failed

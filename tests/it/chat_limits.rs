@@ -4,7 +4,7 @@
 
 use crate::support::fake_claude::{FakeClaude, Reply, sse};
 use crate::support::kv::{Kv, json, raw_request, request};
-use crate::support::ws_client::{Ws, connect, texts};
+use crate::support::ws_client::{connect, texts};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -64,16 +64,6 @@ fn settled_threads(kv: &Kv) -> usize {
     last.0
 }
 
-/// The next event of type `kind`, skipping others.
-fn next_of(ws: &mut Ws, kind: &str) -> Value {
-    while let Some(e) = ws.next(LONG) {
-        if e["type"] == kind {
-            return e;
-        }
-    }
-    panic!("no {kind} event");
-}
-
 #[test]
 fn conversations_are_listed_newest_first_and_deleted() {
     let kv = offline(&[]);
@@ -115,17 +105,17 @@ fn deleting_a_conversation_cancels_its_running_answer() {
     let mut ws = connect(kv.port, "doomed", None).unwrap();
     ws.ask("a long question");
     claude.wait_for_requests(1, LONG);
-    assert_eq!(next_of(&mut ws, "text")["content"], "Thinking");
+    assert_eq!(ws.next_of("text")["content"], "Thinking");
     let (status, _) = request(&kv.base, "DELETE", "/api/conversations/doomed", &[], None);
     assert_eq!(status, 200);
-    next_of(&mut ws, "done");
+    ws.next_of("done");
     assert!(
         claude.wait_client_closed(0, LONG).is_some(),
         "the upstream request was not closed"
     );
     // The socket stays open on a deleted conversation: it says so.
     ws.ask("again?");
-    let e = next_of(&mut ws, "error");
+    let e = ws.next_of("error");
     assert!(e["message"].as_str().unwrap().contains("deleted"), "{e}");
 }
 
@@ -134,13 +124,13 @@ fn a_message_over_the_size_limit_gets_an_error_and_the_socket_stays_usable() {
     let kv = offline(&[("MAX_MESSAGE_BYTES", "100")]);
     let mut ws = connect(kv.port, "big", None).unwrap();
     ws.ask(&"x".repeat(101));
-    let e = next_of(&mut ws, "error");
+    let e = ws.next_of("error");
     assert!(
         e["message"].as_str().unwrap().contains("MAX_MESSAGE_BYTES"),
         "{e}"
     );
     ws.send(json!({"type": "ping"}));
-    assert_eq!(next_of(&mut ws, "pong")["type"], "pong");
+    assert_eq!(ws.next_of("pong")["type"], "pong");
     ws.ask(&"retention ".repeat(10));
     let events = ws.until_done();
     assert!(texts(&events).contains("No language model is configured"));
@@ -158,13 +148,13 @@ fn running_answers_are_capped_for_the_whole_service() {
     claude.wait_for_requests(1, LONG);
     let mut b = connect(kv.port, "b", None).unwrap();
     b.ask("second");
-    let e = next_of(&mut b, "error");
+    let e = b.next_of("error");
     assert!(e["message"].as_str().unwrap().contains("busy"), "{e}");
     // The refused message was not stored, and nothing reached Claude.
     assert_eq!(json(&kv.get("/api/conversations/b/messages").1), json!([]));
     assert_eq!(claude.requests().len(), 1);
     a.send(json!({"type": "cancel"}));
-    next_of(&mut a, "done");
+    a.next_of("done");
     claude.push(Reply::sse(sse::text_turn(&["Now it fits."])));
     // The place is given back when the first answer's thread ends.
     assert!(kv.wait_until(LONG, |_| {

@@ -2,6 +2,7 @@
 //! byte streams: assembly, retries, errors, timeouts and cancellation.
 
 use crate::support::fake_claude;
+use crate::support::model_client::{self, Outcome, content, ok};
 
 use fake_claude::{FakeClaude, Reply, sse};
 use knowledge_vault::chat::claude::{ClaudeClient, ClaudeConfig};
@@ -10,8 +11,7 @@ use knowledge_vault::chat::model::{
 };
 use knowledge_vault::config::Config;
 use knowledge_vault::conversations::live::Cancel;
-use knowledge_vault::messages::{Message, Role};
-use knowledge_vault::tools::ToolSpec;
+use knowledge_vault::messages::Message;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,63 +31,13 @@ fn config(base_url: &str, idle: Duration) -> ClaudeConfig {
     c
 }
 
-fn tools() -> Vec<ToolSpec> {
-    vec![ToolSpec {
-        name: "search_documentation".into(),
-        description: "Search the docs".into(),
-        input_schema: json!({"type":"object","properties":{"query":{"type":"string"}},
-            "required":["query"]}),
-    }]
-}
-
-fn messages() -> Vec<Message> {
-    vec![Message::text(
-        Role::User,
-        "How do I configure the collector?",
-    )]
-}
-
-/// The content blocks in their wire form.
-fn content(m: &ModelReply) -> Vec<Value> {
-    m.content
-        .iter()
-        .map(|b| serde_json::to_value(b).unwrap())
-        .collect()
-}
-
-struct Outcome {
-    result: Result<ModelReply, ModelError>,
-    texts: Vec<String>,
-    elapsed: Duration,
-}
-
 fn stream_with(base_url: &str, idle: Duration, cancel: &Cancel) -> Outcome {
     let client = ClaudeClient::new(config(base_url, idle));
-    let (messages, tools) = (messages(), tools());
-    let request = ModelRequest {
-        system: "You answer from the documentation.",
-        messages: &messages,
-        tools: &tools,
-    };
-    let mut texts = vec![];
-    let started = Instant::now();
-    let result = client.stream(&request, cancel, &mut |t| texts.push(t.to_string()));
-    Outcome {
-        result,
-        texts,
-        elapsed: started.elapsed(),
-    }
+    model_client::ask(&client, "How do I configure the collector?", cancel)
 }
 
 fn stream(fake: &FakeClaude) -> Outcome {
     stream_with(&fake.url(), Duration::from_secs(5), &Cancel::default())
-}
-
-fn ok(o: &Outcome) -> &ModelReply {
-    match &o.result {
-        Ok(m) => m,
-        Err(e) => panic!("expected success, got {e:?}"),
-    }
 }
 
 fn interrupted(o: &Outcome) -> (&str, &ModelReply) {

@@ -11,16 +11,14 @@ use crate::support::fake_claude::{self, FakeClaude};
 use crate::support::fake_openai::{self, FakeOpenAi, LLAMA_SERVER_TOOL_CALL, Reply, base_url, sse};
 use crate::support::fake_tools::FakeTools;
 use crate::support::kv::{Kv, TempDir, json};
+use crate::support::model_client::{self, Outcome, content, ok};
 use crate::support::ws_client::{connect, texts, types};
 
-use knowledge_vault::chat::model::{
-    LanguageModel, ModelError, ModelReply, ModelRequest, StopReason,
-};
+use knowledge_vault::chat::model::{LanguageModel, ModelError, ModelRequest, StopReason};
 use knowledge_vault::chat::openai::{OpenAiClient, OpenAiConfig};
 use knowledge_vault::config::Config;
 use knowledge_vault::conversations::live::Cancel;
 use knowledge_vault::messages::{Block, Message, Role};
-use knowledge_vault::tools::ToolSpec;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,58 +42,13 @@ fn config(fake: &FakeOpenAi, key: Option<&str>, idle: Duration) -> OpenAiConfig 
     c
 }
 
-fn tools() -> Vec<ToolSpec> {
-    vec![ToolSpec {
-        name: "search_documentation".into(),
-        description: "Search the docs".into(),
-        input_schema: json!({"type":"object","properties":{"query":{"type":"string"}},
-            "required":["query"]}),
-    }]
-}
-
-struct Outcome {
-    result: Result<ModelReply, ModelError>,
-    texts: Vec<String>,
-    elapsed: Duration,
-}
-
 fn stream_with(fake: &FakeOpenAi, key: Option<&str>, idle: Duration, cancel: &Cancel) -> Outcome {
     let client = OpenAiClient::new(config(fake, key, idle));
-    let (messages, tools) = (
-        vec![Message::text(Role::User, "How is retention configured?")],
-        tools(),
-    );
-    let request = ModelRequest {
-        system: "You answer from the documentation.",
-        messages: &messages,
-        tools: &tools,
-    };
-    let mut texts = vec![];
-    let started = Instant::now();
-    let result = client.stream(&request, cancel, &mut |t| texts.push(t.to_string()));
-    Outcome {
-        result,
-        texts,
-        elapsed: started.elapsed(),
-    }
+    model_client::ask(&client, "How is retention configured?", cancel)
 }
 
 fn stream(fake: &FakeOpenAi) -> Outcome {
     stream_with(fake, Some(KEY), Duration::from_secs(5), &Cancel::default())
-}
-
-fn ok(o: &Outcome) -> &ModelReply {
-    match &o.result {
-        Ok(m) => m,
-        Err(e) => panic!("expected success, got {e:?}"),
-    }
-}
-
-fn content(m: &ModelReply) -> Vec<Value> {
-    m.content
-        .iter()
-        .map(|b| serde_json::to_value(b).unwrap())
-        .collect()
 }
 
 /// Splits `s` into pieces at the given byte offsets (not char boundaries:
@@ -501,31 +454,7 @@ fn ws_tool_calls_run_once_and_results_go_back_as_tool_messages() {
     let mut ws = connect(kv.port, "oai-tools", None).unwrap();
     ws.ask("what is in alpha?");
     let events = ws.until_done();
-    assert_eq!(
-        types(&events),
-        [
-            "text",
-            "tool_use_start",
-            "tool_result",
-            "tool_use_start",
-            "tool_result",
-            "text",
-            "text",
-            "done"
-        ]
-    );
-    assert_eq!(events[1]["toolId"], "call_A");
-    assert_eq!(events[1]["name"], "get_documentation");
-    assert_eq!(
-        events[1]["input"],
-        json!({"repo": "alpha", "path": "docs/a b.md"})
-    );
-    assert_eq!(events[2]["toolId"], "call_A");
-    assert_eq!(events[2]["result"]["metadata"]["path"], "docs/a b.md");
-    assert_eq!(events[3]["toolId"], "call_B");
-    assert_eq!(events[4]["result"][0]["name"], "alpha");
-    assert_eq!(tools.count("get_documentation"), 1);
-    assert_eq!(tools.count("list_repositories"), 1);
+    crate::ws::assert_two_tool_calls(&events, ["call_A", "call_B"], &tools);
 
     // The follow-up request: the assistant's text and tool_calls in one
     // message (arguments as a JSON string), then one tool message per result.

@@ -100,6 +100,44 @@ fn text_only_answer_streams_and_is_stored() {
     );
 }
 
+/// The events of a turn that said "Let me look.", called
+/// `get_documentation` (alpha, `docs/a b.md`) and `list_repositories` with
+/// these ids, then answered in two deltas: each tool ran exactly once. The
+/// same for every model provider.
+pub(crate) fn assert_two_tool_calls(
+    events: &[serde_json::Value],
+    ids: [&str; 2],
+    tools: &FakeTools,
+) {
+    assert_eq!(
+        types(events),
+        [
+            "text",
+            "tool_use_start",
+            "tool_result",
+            "tool_use_start",
+            "tool_result",
+            "text",
+            "text",
+            "done"
+        ]
+    );
+    assert_eq!(events[1]["toolId"], ids[0]);
+    assert_eq!(events[1]["name"], "get_documentation");
+    assert_eq!(
+        events[1]["input"],
+        json!({"repo": "alpha", "path": "docs/a b.md"})
+    );
+    assert_eq!(events[2]["toolId"], ids[0]);
+    assert_eq!(events[2]["result"]["metadata"]["path"], "docs/a b.md");
+    assert_eq!(events[2]["name"], "get_documentation");
+    assert!(events[2]["duration"].is_u64());
+    assert_eq!(events[3]["toolId"], ids[1]);
+    assert_eq!(events[4]["result"][0]["name"], "alpha");
+    assert_eq!(tools.count("get_documentation"), 1);
+    assert_eq!(tools.count("list_repositories"), 1);
+}
+
 #[test]
 fn tool_use_runs_once_and_results_go_back_to_claude() {
     let claude = FakeClaude::start(vec![
@@ -121,33 +159,7 @@ fn tool_use_runs_once_and_results_go_back_to_claude() {
     let mut ws = connect(kv.port, "conv-tools", None).unwrap();
     ws.ask("what is in alpha?");
     let events = ws.until_done();
-    assert_eq!(
-        types(&events),
-        [
-            "text",
-            "tool_use_start",
-            "tool_result",
-            "tool_use_start",
-            "tool_result",
-            "text",
-            "text",
-            "done"
-        ]
-    );
-    assert_eq!(events[1]["toolId"], "toolu_A");
-    assert_eq!(events[1]["name"], "get_documentation");
-    assert_eq!(
-        events[1]["input"],
-        json!({"repo": "alpha", "path": "docs/a b.md"})
-    );
-    assert_eq!(events[2]["toolId"], "toolu_A");
-    assert_eq!(events[2]["result"]["metadata"]["path"], "docs/a b.md");
-    assert_eq!(events[2]["name"], "get_documentation");
-    assert!(events[2]["duration"].is_u64());
-    assert_eq!(events[4]["result"][0]["name"], "alpha");
-    // Each tool ran exactly once.
-    assert_eq!(tools.count("get_documentation"), 1);
-    assert_eq!(tools.count("list_repositories"), 1);
+    assert_two_tool_calls(&events, ["toolu_A", "toolu_B"], &tools);
     // The follow-up request carries the assistant content and both results
     // in one user message, with matching ids.
     let reqs = claude.requests();

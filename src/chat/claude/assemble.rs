@@ -319,16 +319,7 @@ mod tests {
     }
 
     fn run(events: &[SseEvent]) -> (ModelReply, Vec<String>, Flow) {
-        let mut a = Assembler::new();
-        let mut texts = vec![];
-        let mut last = Flow::Continue;
-        for e in events {
-            last = a.handle(e, &mut |t| texts.push(t.to_string()));
-            if last != Flow::Continue {
-                break;
-            }
-        }
-        (a.finish(), texts, last)
+        crate::chat::upstream::assemble_all::<Assembler>(events)
     }
 
     fn start(i: u64, block: Value) -> SseEvent {

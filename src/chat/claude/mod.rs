@@ -71,6 +71,8 @@ pub struct ClaudeClient {
 impl ClaudeClient {
     pub fn new(config: ClaudeConfig) -> ClaudeClient {
         let endpoint = Endpoint {
+            provider: LlmProvider::Anthropic,
+            model: config.model.clone(),
             label: "Claude",
             base_url: config.base_url.clone(),
             // The base keeps its own path.
@@ -85,14 +87,6 @@ impl ClaudeClient {
 
 impl Wire for ClaudeClient {
     type Assembler = Assembler;
-
-    fn provider(&self) -> LlmProvider {
-        LlmProvider::Anthropic
-    }
-
-    fn model(&self) -> &str {
-        &self.config.model
-    }
 
     fn endpoint(&self) -> &Endpoint {
         &self.endpoint

@@ -262,16 +262,7 @@ mod tests {
     }
 
     fn run(events: &[SseEvent]) -> (ModelReply, Vec<String>, Flow) {
-        let mut a = Assembler::default();
-        let mut texts = vec![];
-        let mut last = Flow::Continue;
-        for e in events {
-            last = a.handle(e, &mut |t| texts.push(t.to_string()));
-            if last != Flow::Continue {
-                break;
-            }
-        }
-        (a.finish(), texts, last)
+        crate::chat::upstream::assemble_all::<Assembler>(events)
     }
 
     fn wire(reply: &ModelReply) -> Value {

@@ -61,6 +61,8 @@ pub struct OpenAiClient {
 impl OpenAiClient {
     pub fn new(config: OpenAiConfig) -> OpenAiClient {
         let endpoint = Endpoint {
+            provider: LlmProvider::OpenAi,
+            model: config.model.clone(),
             label: "the OpenAI-compatible server",
             base_url: config.base_url.clone(),
             url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
@@ -82,14 +84,6 @@ impl OpenAiClient {
 
 impl Wire for OpenAiClient {
     type Assembler = Assembler;
-
-    fn provider(&self) -> LlmProvider {
-        LlmProvider::OpenAi
-    }
-
-    fn model(&self) -> &str {
-        &self.config.model
-    }
 
     fn endpoint(&self) -> &Endpoint {
         &self.endpoint

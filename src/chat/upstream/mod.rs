@@ -41,6 +41,9 @@ const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// Where a provider's requests go, and how long they may take.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
+    pub provider: LlmProvider,
+    /// The model asked for, as `/health` reports it.
+    pub model: String,
     /// Who answers, in messages: "Claude", "the OpenAI-compatible server".
     pub label: &'static str,
     /// The configured base URL, as shown in messages.
@@ -58,10 +61,6 @@ pub(crate) struct Endpoint {
 /// `Wire` is a [`LanguageModel`].
 pub(crate) trait Wire: Send + Sync {
     type Assembler: Assemble;
-
-    fn provider(&self) -> LlmProvider;
-
-    fn model(&self) -> &str;
 
     fn endpoint(&self) -> &Endpoint;
 
@@ -100,6 +99,24 @@ pub(crate) trait Assemble {
     fn finish(self) -> ModelReply;
 }
 
+/// Feeds `events` to a fresh assembler until it stops: the reply, the text
+/// handed out, and the last flow (the assemblers' unit tests).
+#[cfg(test)]
+pub(crate) fn assemble_all<A: Assemble + Default>(
+    events: &[SseEvent],
+) -> (ModelReply, Vec<String>, Flow) {
+    let mut a = A::default();
+    let mut texts = vec![];
+    let mut last = Flow::Continue;
+    for e in events {
+        last = a.handle(e, &mut |t| texts.push(t.to_string()));
+        if last != Flow::Continue {
+            break;
+        }
+    }
+    (a.finish(), texts, last)
+}
+
 /// What the client should do after an event.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Flow {
@@ -118,11 +135,11 @@ pub(crate) enum Flow {
 
 impl<W: Wire> LanguageModel for W {
     fn provider(&self) -> LlmProvider {
-        Wire::provider(self)
+        self.endpoint().provider
     }
 
     fn model(&self) -> &str {
-        Wire::model(self)
+        &self.endpoint().model
     }
 
     /// See [`stream`] for the retry rules.

@@ -156,6 +156,18 @@ impl Kv {
         self.child.id()
     }
 
+    /// Runs `knowledge-vault health` against this service, with `env`.
+    pub fn health_command(&self, env: &[(&str, &str)]) -> std::process::Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("health")
+            .env_clear()
+            .env("PORT", self.port.to_string());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run knowledge-vault health")
+    }
+
     /// Sends a signal (`TERM`, `INT`, ...) with kill(1).
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")

@@ -8,4 +8,5 @@ pub mod fake_tools;
 pub mod kv;
 pub mod mcp_fake;
 pub mod mcp_http;
+pub mod model_client;
 pub mod ws_client;

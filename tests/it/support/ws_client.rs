@@ -65,6 +65,16 @@ impl Ws {
         }
     }
 
+    /// The next event of type `kind`, skipping others (20 s at most).
+    pub fn next_of(&mut self, kind: &str) -> Value {
+        while let Some(e) = self.next(Duration::from_secs(20)) {
+            if e["type"] == kind {
+                return e;
+            }
+        }
+        panic!("no {kind} event");
+    }
+
     /// Events up to and including `done`.
     pub fn until_done(&mut self) -> Vec<Value> {
         let mut out = vec![];
