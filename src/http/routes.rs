@@ -297,11 +297,12 @@ fn route(
             "loading the conversations from disk; try again in a moment",
         ),
         ["api", "conversations"] if method == "GET" => {
-            let limit = match query_param(rq.url(), "limit").map(str::parse::<usize>) {
-                None => DEFAULT_LIST,
-                Some(Ok(n)) if n >= 1 => n.min(MAX_LIST),
-                Some(_) => return Reply::detail(400, "limit must be a whole number from 1"),
-            };
+            let limit =
+                match crate::access::query_value(rq.url(), "limit").map(|v| v.parse::<usize>()) {
+                    None => DEFAULT_LIST,
+                    Some(Ok(n)) if n >= 1 => n.min(MAX_LIST),
+                    Some(_) => return Reply::detail(400, "limit must be a whole number from 1"),
+                };
             Reply::json(200, &json!(app.conversations.list(owner, limit)))
         }
         ["api", "conversations"] => match app.conversations.create(owner) {
@@ -379,16 +380,6 @@ fn conversation_id(raw: &str) -> Result<String, Reply> {
     } else {
         Err(Reply::detail(400, "invalid conversation id"))
     }
-}
-
-/// The first value of `name` in the query string, undecoded.
-fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
-    let query = url.split_once('?')?.1;
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 /// Runs a tool and puts its value in the contract's shape.
