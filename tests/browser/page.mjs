@@ -2,7 +2,8 @@
 // playwright-core. Started by tests/it/browser.rs, which runs the real binary
 // against the tests' fake Claude and passes:
 //   KV_URL          the service, e.g. http://127.0.0.1:PORT
-//   KV_SUITE        "claude" (a fake Claude behind the service) or "offline"
+//   KV_SUITE        "claude" (a fake Claude behind the service), "offline",
+//                   or "tokens" (API_TOKENS on; KV_TOKEN is one of them)
 //   KV_PEERS_DIR    where scripts/ci/install-browser.sh put playwright-core
 //   CHROMIUM        the Chromium binary (Debian's /usr/bin/chromium)
 //   KV_SCREENSHOTS  where to write the screenshots for reviewers
@@ -477,6 +478,34 @@ async function claudeSuite() {
 
 // ---------- offline retrieval mode (no key) ----------
 
+// Against a service with API_TOKENS on: its real 401s, its real token check
+// on REST, /mcp and the WebSocket handshake (KV_TOKEN is one of its tokens).
+async function tokensSuite() {
+  const token = process.env.KV_TOKEN;
+  if (!token) throw new Error('KV_TOKEN is not set');
+  await scenario('a service with tokens on: asked once, then REST, search and the chat work', async (page) => {
+    await page.goto(`${KV_URL}/`);
+    const dialog = page.locator('#token-dialog');
+    await dialog.waitFor({ state: 'visible', ...WAIT });
+    await page.locator('#token').fill('not-the-right-token-0000');
+    await page.locator('#token-save').click();
+    await dialog.waitFor({ state: 'visible', ...WAIT });
+    check((await page.locator('#token-reason').textContent()).includes('refused'), 'a wrong token is not said to be refused');
+    await page.locator('#token').fill(token);
+    await page.locator('#token-save').click();
+    await page.locator('#repos li').first().waitFor(WAIT);
+    await page.locator('#search').focus();
+    await page.keyboard.type('frobnicator');
+    await page.locator('#search-results a.doc-link').first().waitFor(WAIT);
+    await ask(page, 'frobnicator');
+    const answer = await answerDone(page);
+    check((await answer.textContent()).includes('No language model is configured'), 'the chat did not answer');
+    await page.reload();
+    await page.locator('#conversations li').first().waitFor(WAIT);
+    check(await dialog.isHidden(), 'the token is asked again after a reload');
+  });
+}
+
 async function offlineSuite() {
   await scenario('offline mode is visible and answers with search results', async (page) => {
     await open(page);
@@ -507,6 +536,7 @@ async function offlineSuite() {
 try {
   if (KV_SUITE === 'claude') await claudeSuite();
   else if (KV_SUITE === 'offline') await offlineSuite();
+  else if (KV_SUITE === 'tokens') await tokensSuite();
   else throw new Error(`unknown KV_SUITE ${KV_SUITE}`);
 } finally {
   await browser.close();

@@ -153,8 +153,14 @@ fn peers() -> PathBuf {
 /// Runs tests/browser/page.mjs's `suite` against `kv`; panics with its
 /// output unless every scenario passed.
 fn run_page_tests(kv: &Kv, suite: &str) {
+    run_page_tests_with(kv, suite, &[]);
+}
+
+fn run_page_tests_with(kv: &Kv, suite: &str, env: &[(&str, &str)]) {
     let (chromium, peers) = (chromium(), peers());
-    let mut child = Command::new("node")
+    let mut child = Command::new("node");
+    child.envs(env.iter().copied());
+    let mut child = child
         .arg(Path::new(ROOT).join("tests/browser/page.mjs"))
         .env("KV_URL", &kv.base)
         .env("KV_SUITE", suite)
@@ -256,6 +262,24 @@ fn browser_offline_mode() {
     let kv = Kv::start(home.path(), &[("DOCS_DIR", docs.path().to_str().unwrap())]);
     wait_for_repos(&kv, 2);
     run_page_tests(&kv, "offline");
+}
+
+#[test]
+#[ignore]
+fn browser_with_access_tokens() {
+    const TOKEN: &str = "page-token-0123456789abcdef";
+    let docs = docs();
+    let home = TempDir::new("browser-tokens");
+    let kv = Kv::start(
+        home.path(),
+        &[
+            ("DOCS_DIR", docs.path().to_str().unwrap()),
+            ("API_TOKENS", TOKEN),
+        ],
+    );
+    wait_for_repos(&kv, 2);
+    run_page_tests_with(&kv, "tokens", &[("KV_TOKEN", TOKEN)]);
+    assert!(!kv.log().contains(TOKEN), "the token reached the log");
 }
 
 /// Waits until the service has indexed `n` repositories.
