@@ -16,8 +16,9 @@ COMMANDS:
     serve    Run the HTTP + WebSocket service (the default)
     mcp      Serve the documentation tools over MCP on stdin/stdout
              (for Claude Desktop, Claude Code and IDEs)
-    health   Ask the running service on HOST:PORT for /health; exit 0 if it
-             answers 200 (the Docker HEALTHCHECK, no curl needed)
+    health   Ask the running service on HOST:PORT for /health; exit 0 if its
+             documentation tools can answer (or it is still indexing), 1
+             with the reason otherwise (the Docker HEALTHCHECK, no curl)
     ask \"QUESTION\" [--repo NAME] [--url URL] [--timeout SECS]
              Ask the running service (default: HOST:PORT) a question: the
              answer streams to stdout, tool calls to stderr; exit 0 when it
