@@ -386,7 +386,6 @@ fn reconnect_replays_the_running_turn_and_busy_is_refused() {
     drop(other);
     // Drop the socket: the turn goes on; a new socket gets everything.
     drop(ws);
-    std::thread::sleep(Duration::from_millis(150));
     let mut again = connect(kv.port, "conv-replay", None).unwrap();
     let events = again.until_done();
     let all: String = (0..20).map(|i| format!("{i},")).collect();
