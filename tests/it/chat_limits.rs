@@ -44,26 +44,6 @@ fn list(kv: &Kv, query: &str) -> (u16, Value) {
     (status, json(&body))
 }
 
-/// The thread count once it has not changed for a second (start-up and
-/// idle pool threads come and go).
-fn settled_threads(kv: &Kv) -> usize {
-    let mut last = (kv.threads(), 0);
-    assert!(
-        kv.wait_until(LONG, |kv| {
-            let now = kv.threads();
-            last = if now == last.0 {
-                (now, last.1 + 1)
-            } else {
-                (now, 0)
-            };
-            // wait_until polls every 20 ms: a second without a change.
-            last.1 >= 50
-        }),
-        "the thread count never settled"
-    );
-    last.0
-}
-
 #[test]
 fn conversations_are_listed_newest_first_and_deleted() {
     let kv = offline(&[]);
@@ -206,7 +186,7 @@ fn fire_and_forget_messages_cannot_start_unbounded_answers() {
     // One whole chat first, so the baseline has every thread a served
     // service keeps.
     ask_and_wait(&kv, "warm-up", "hello");
-    let baseline = settled_threads(&kv);
+    let baseline = kv.settled(Duration::from_secs(1)).threads as usize;
     let mut peak = 0;
     for i in 0..150 {
         if let Ok(mut ws) = connect(kv.port, &format!("hit-{i}"), None) {

@@ -817,15 +817,12 @@ fn served_tree(kv: &kv::Kv, repo: &str) -> Option<Vec<String>> {
 }
 
 fn wait_for_tree(kv: &kv::Kv, repo: &str, what: &str, want: impl Fn(&[String]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let tree = served_tree(kv, repo);
-        if tree.as_deref().is_some_and(&want) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: {tree:?}\n{}", kv.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut tree = None;
+    let seen = kv.wait_until(Duration::from_secs(60), |kv| {
+        tree = served_tree(kv, repo);
+        tree.as_deref().is_some_and(&want)
+    });
+    assert!(seen, "{what}: {tree:?}\n{}", kv.log());
 }
 
 /// The local source's `/health` entry.

@@ -101,42 +101,22 @@ fn health_within(kv: &Kv, within: Duration) -> Duration {
 }
 
 /// What the service holds once the connections of earlier requests are
-/// gone (the same reading three times in a row, 100 ms apart).
+/// gone.
 fn baseline(kv: &Kv) -> Held {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = kv.held();
-    let mut same = 0;
-    while same < 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = kv.held();
-        same = if (now.threads, now.fds) == (last.threads, last.fds) {
-            same + 1
-        } else {
-            0
-        };
-        last = now;
-    }
-    last
+    kv.settled(Duration::from_millis(300))
 }
 
 /// Waits until the service holds no more threads and descriptors than at
 /// `base`, and at most `rss_slack_kib` more memory.
 fn back_to(kv: &Kv, base: Held, rss_slack_kib: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = kv.held();
-        if now.threads <= base.threads
+    let mut now = kv.held();
+    let back = kv.wait_until(Duration::from_secs(30), |kv| {
+        now = kv.held();
+        now.threads <= base.threads
             && now.fds <= base.fds
             && now.rss_kib <= base.rss_kib + rss_slack_kib
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not back to the baseline: {base:?} then {now:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
+    assert!(back, "not back to the baseline: {base:?} then {now:?}");
 }
 
 /// Waits until the log has `needle` (a request logged after all others),

@@ -337,17 +337,28 @@ fn cancel_during_slow_deltas_returns_at_once_and_closes_upstream() {
         .collect();
     let fake = FakeOpenAi::start(vec![Reply::sse_slow(slow, Duration::from_millis(50))]);
     let cancel = Arc::new(Cancel::default());
-    let c = cancel.clone();
-    let fake_ref = &fake;
-    let (o, cancelled_at) = thread::scope(|s| {
-        let worker = s.spawn(move || stream_with(fake_ref, Some(KEY), Duration::from_secs(5), &c));
-        // Cancel once text is flowing.
-        fake_ref.wait_for_requests(1, Duration::from_secs(10));
-        thread::sleep(Duration::from_millis(300));
-        let at = Instant::now();
-        cancel.cancel();
-        (worker.join().unwrap(), at)
+    let (flowing, text_flows) = std::sync::mpsc::channel::<()>();
+    let canceller = {
+        let cancel = cancel.clone();
+        // Cancels from another thread once text is flowing, as a socket does.
+        thread::spawn(move || {
+            text_flows
+                .recv_timeout(Duration::from_secs(10))
+                .expect("no text came");
+            let at = Instant::now();
+            cancel.cancel();
+            at
+        })
+    };
+    let client = OpenAiClient::new(config(&fake, Some(KEY), Duration::from_secs(5)));
+    let mut seen = 0;
+    let o = model_client::ask_watching(&client, "slow?", &cancel, &mut |_| {
+        seen += 1;
+        if seen == 3 {
+            let _ = flowing.send(());
+        }
     });
+    let cancelled_at = canceller.join().unwrap();
     let returned = cancelled_at.elapsed();
     match &o.result {
         Err(ModelError::Cancelled { partial }) => assert!(!partial.text().is_empty()),

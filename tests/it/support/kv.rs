@@ -181,16 +181,12 @@ impl Kv {
     /// Waits for the process to exit by itself; its status, or None at the
     /// deadline.
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut status = None;
+        poll_until(within, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
     }
 
     /// The service's thread count now.
@@ -200,16 +196,25 @@ impl Kv {
 
     /// Waits until `cond` holds, polling; false at the deadline.
     pub fn wait_until(&self, within: Duration, mut cond: impl FnMut(&Kv) -> bool) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            if cond(self) {
-                return true;
+        poll_until(within, || cond(self))
+    }
+
+    /// What the service holds once it has not changed (threads and
+    /// descriptors) for `stable`: start-up threads and idle pool threads
+    /// come and go.
+    pub fn settled(&self, stable: Duration) -> Held {
+        let mut last = self.held();
+        let mut since = Instant::now();
+        let settled = self.wait_until(Duration::from_secs(30), |kv| {
+            let now = kv.held();
+            if (now.threads, now.fds) != (last.threads, last.fds) {
+                since = Instant::now();
             }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            last = now;
+            since.elapsed() >= stable
+        });
+        assert!(settled, "what the service holds never settled: {last:?}");
+        last
     }
     /// What the service holds now, from `/proc`.
     pub fn held(&self) -> Held {
@@ -228,6 +233,21 @@ impl Kv {
             fds,
             rss_kib: field("VmRSS:"),
         }
+    }
+}
+
+/// Checks `cond` every 20 ms until it holds (true) or `within` has passed
+/// (false): the one polling wait of the tests.
+pub fn poll_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -28,6 +28,16 @@ pub fn tools() -> Vec<ToolSpec> {
 
 /// Asks `question` with the test system prompt and [`tools`].
 pub fn ask(model: &dyn LanguageModel, question: &str, cancel: &Cancel) -> Outcome {
+    ask_watching(model, question, cancel, &mut |_| {})
+}
+
+/// Like [`ask`], and `watch` sees each text delta as it arrives.
+pub fn ask_watching(
+    model: &dyn LanguageModel,
+    question: &str,
+    cancel: &Cancel,
+    watch: &mut dyn FnMut(&str),
+) -> Outcome {
     let (messages, tools) = (vec![Message::text(Role::User, question)], tools());
     let request = ModelRequest {
         system: "You answer from the documentation.",
@@ -36,7 +46,10 @@ pub fn ask(model: &dyn LanguageModel, question: &str, cancel: &Cancel) -> Outcom
     };
     let mut texts = vec![];
     let started = Instant::now();
-    let result = model.stream(&request, cancel, &mut |t| texts.push(t.to_string()));
+    let result = model.stream(&request, cancel, &mut |t| {
+        watch(t);
+        texts.push(t.to_string());
+    });
     Outcome {
         result,
         texts,
