@@ -49,12 +49,6 @@ pub(crate) struct Assembler {
     forwarded: usize,
 }
 
-impl Assembler {
-    pub(super) fn new() -> Assembler {
-        Assembler::default()
-    }
-}
-
 impl Assemble for Assembler {
     fn forwarded(&self) -> bool {
         self.forwarded > 0
@@ -529,7 +523,7 @@ mod random_input {
         for _ in 0..2000 {
             let bytes = mutate(&mut rng, seed.as_bytes());
             let mut sse = SseReader::with_max_line(&bytes[..], 4096);
-            let mut asm = Assembler::new();
+            let mut asm = Assembler::default();
             while let Ok(Some(event)) = sse.next_event() {
                 if asm.handle(&event, &mut |_| {}) != Flow::Continue {
                     break;

@@ -80,6 +80,8 @@ impl ClaudeClient {
             key: config.api_key.clone(),
             idle_timeout: config.idle_timeout,
             connect_timeout: config.connect_timeout,
+            request_id_header: "request-id",
+            error_words: &ERROR_WORDS,
         };
         ClaudeClient { config, endpoint }
     }
@@ -138,17 +140,5 @@ impl Wire for ClaudeClient {
             headers.push(("x-api-key", key.expose()));
         }
         headers
-    }
-
-    fn request_id_header(&self) -> &'static str {
-        "request-id"
-    }
-
-    fn http_error_message(&self, status: u16, body: &[u8]) -> String {
-        policy::http_error_message(&ERROR_WORDS, status, body)
-    }
-
-    fn assembler(&self) -> Assembler {
-        Assembler::new()
     }
 }

@@ -69,6 +69,8 @@ impl OpenAiClient {
             key: config.api_key.clone(),
             idle_timeout: config.idle_timeout,
             connect_timeout: config.connect_timeout,
+            request_id_header: "x-request-id",
+            error_words: &ERROR_WORDS,
         };
         let authorization = config
             .api_key
@@ -149,17 +151,5 @@ impl Wire for OpenAiClient {
             .map(|a| ("authorization", a))
             .into_iter()
             .collect()
-    }
-
-    fn request_id_header(&self) -> &'static str {
-        "x-request-id"
-    }
-
-    fn http_error_message(&self, status: u16, body: &[u8]) -> String {
-        policy::http_error_message(&ERROR_WORDS, status, body)
-    }
-
-    fn assembler(&self) -> Assembler {
-        Assembler::default()
     }
 }

@@ -55,12 +55,16 @@ pub(crate) struct Endpoint {
     /// Longest silence allowed between two reads (not a cap on the stream).
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
+    /// The header that names the request in the provider's logs.
+    pub request_id_header: &'static str,
+    /// How the provider's HTTP errors are worded for the user.
+    pub error_words: &'static policy::ErrorWords,
 }
 
 /// A provider's wire format, as far as the shared client needs it. Every
 /// `Wire` is a [`LanguageModel`].
 pub(crate) trait Wire: Send + Sync {
-    type Assembler: Assemble;
+    type Assembler: Assemble + Default;
 
     fn endpoint(&self) -> &Endpoint;
 
@@ -69,14 +73,6 @@ pub(crate) trait Wire: Send + Sync {
 
     /// Headers besides `content-type` and `accept`: authentication, versions.
     fn headers(&self) -> Vec<(&'static str, &str)>;
-
-    /// The header that names the request in the provider's logs.
-    fn request_id_header(&self) -> &'static str;
-
-    /// A message for the user from a non-2xx answer.
-    fn http_error_message(&self, status: u16, body: &[u8]) -> String;
-
-    fn assembler(&self) -> Self::Assembler;
 }
 
 /// Turns a provider's SSE events into the reply, one event at a time.
@@ -273,7 +269,7 @@ fn attempt<W: Wire>(
             .map(str::to_string)
     };
     let label = endpoint.label;
-    let request_id = header(wire.request_id_header()).unwrap_or_default();
+    let request_id = header(wire.endpoint().request_id_header).unwrap_or_default();
     log::debug!("{label} answered {status} (request id {request_id:?})");
     if !(200..300).contains(&status) {
         let retryable = policy::status_is_retryable(status, header("x-should-retry").as_deref());
@@ -289,7 +285,7 @@ fn attempt<W: Wire>(
             .into_reader()
             .take(MAX_ERROR_BODY)
             .read_to_end(&mut text);
-        let message = wire.http_error_message(status, &text);
+        let message = policy::http_error_message(wire.endpoint().error_words, status, &text);
         log::warn!(
             "{label} answered {status} (request id {request_id:?}): {}",
             redact(endpoint, message.clone())
@@ -302,7 +298,7 @@ fn attempt<W: Wire>(
     let reader = BufReader::with_capacity(READ_BUFFER, response.into_body().into_reader());
     read_stream(
         endpoint,
-        wire.assembler(),
+        W::Assembler::default(),
         SseReader::with_max_line(reader, MAX_SSE_LINE),
         cancel,
         on_text,

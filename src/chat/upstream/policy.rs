@@ -105,6 +105,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// How a provider's HTTP errors are worded.
+#[derive(Debug)]
 pub(crate) struct ErrorWords {
     /// What answered: "Claude API".
     pub api: &'static str,
